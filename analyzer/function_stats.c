@@ -1,0 +1,101 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+static const struct profile *sort_profile;
+static enum sort_key sort_by;
+
+static int compare_u64_desc(uint64_t a, uint64_t b)
+{
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static int compare_stats(const void *left, const void *right)
+{
+    const struct function_stats *a = left, *b = right;
+    int order = 0;
+    switch (sort_by) {
+    case SORT_CUMULATIVE:
+        order = compare_u64_desc(a->cumulative_weight_ns, b->cumulative_weight_ns);
+        if (!order)
+            order = compare_u64_desc(a->self_weight_ns, b->self_weight_ns);
+        break;
+    case SORT_SELF:
+        order = compare_u64_desc(a->self_weight_ns, b->self_weight_ns);
+        if (!order)
+            order = compare_u64_desc(a->cumulative_weight_ns, b->cumulative_weight_ns);
+        break;
+    case SORT_SAMPLES:
+        order = compare_u64_desc(a->self_samples, b->self_samples);
+        if (!order)
+            order = compare_u64_desc(a->cumulative_samples, b->cumulative_samples);
+        break;
+    case SORT_NAME:
+        break;
+    }
+    if (!order) {
+        const struct sprof_string_table *s = &sort_profile->strings;
+        order = strcmp(sprof_string_table_get(s, sort_profile->functions[a->function].name),
+                       sprof_string_table_get(s, sort_profile->functions[b->function].name));
+    }
+    if (!order)
+        order = a->function < b->function ? -1 : a->function > b->function;
+    return order;
+}
+
+struct function_stats *compute_function_stats(const struct profile *p, enum sort_key key,
+                                              size_t *count)
+{
+    *count = 0;
+    if (p->function_count == 0)
+        return NULL;
+    struct function_stats *all = calloc(p->function_count, sizeof *all);
+    /* The last stack each function was counted in: counts it once per stack. */
+    size_t *seen_in = malloc(p->function_count * sizeof *seen_in);
+    uint64_t *stack_samples = calloc(p->stack_count ? p->stack_count : 1, sizeof *stack_samples);
+    uint64_t *stack_weight = calloc(p->stack_count ? p->stack_count : 1, sizeof *stack_weight);
+    if (!all || !seen_in || !stack_samples || !stack_weight) {
+        free(all), free(seen_in), free(stack_samples), free(stack_weight);
+        return NULL;
+    }
+    for (size_t i = 0; i < p->group_count; i++) {
+        stack_samples[p->groups[i].stack] += p->groups[i].samples;
+        stack_weight[p->groups[i].stack] += p->groups[i].weight_ns;
+    }
+    for (size_t f = 0; f < p->function_count; f++) {
+        all[f].function = (uint32_t)f;
+        seen_in[f] = SIZE_MAX;
+    }
+    for (size_t s = 0; s < p->stack_count; s++) {
+        if (!stack_samples[s])
+            continue;
+        const struct logical_stack *stack = &p->stacks[s];
+        if (stack->depth == 0)
+            continue;
+        const uint32_t *frames = p->frames + stack->first_frame;
+        all[frames[0]].self_samples += stack_samples[s];
+        all[frames[0]].self_weight_ns += stack_weight[s];
+        for (uint32_t d = 0; d < stack->depth; d++) {
+            uint32_t f = frames[d];
+            if (seen_in[f] == s)
+                continue;
+            seen_in[f] = s;
+            all[f].cumulative_samples += stack_samples[s];
+            all[f].cumulative_weight_ns += stack_weight[s];
+        }
+    }
+    free(seen_in);
+    free(stack_samples);
+    free(stack_weight);
+    size_t used = 0;
+    for (size_t f = 0; f < p->function_count; f++) {
+        if (all[f].cumulative_samples)
+            all[used++] = all[f];
+    }
+    sort_profile = p;
+    sort_by = key;
+    qsort(all, used, sizeof *all, compare_stats);
+    *count = used;
+    return all;
+}

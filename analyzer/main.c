@@ -1,0 +1,199 @@
+/* sprof-analyze: reads sprof traces and prints where the CPU time went.
+ *
+ * Exit status: 0 success; 1 usage error; 2 a trace could not be read (missing
+ * file, not a trace, unsupported version, nothing usable in it); 3 the
+ * report could not be written. */
+#include <errno.h>
+#include <getopt.h>
+#include <glob.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profile.h"
+#include "report.h"
+#include "sprof/trace_format.h"
+
+#define EXIT_USAGE 1
+#define EXIT_BAD_TRACE 2
+#define EXIT_OUTPUT 3
+
+static const char usage_text[] =
+    "Usage: sprof-analyze [OPTION]... TRACE...\n"
+    "Print where a profiled program spent its CPU time.\n"
+    "\n"
+    "  -s, --sort KEY      cumulative (default), self, samples or name\n"
+    "  -n, --limit N       print at most N functions (default: all)\n"
+    "  -f, --format FMT    table (default) or csv\n"
+    "  -t, --threads       per-thread view instead of per-function\n"
+    "      --no-children   do not merge the traces of processes the run started\n"
+    "  -h, --help          show this help\n"
+    "  -V, --version       show the version\n"
+    "\n"
+    "Traces of child processes (TRACE.<pid>) from the same run are merged.\n"
+    "Exit status: 0 ok, 1 usage error, 2 unreadable trace, 3 output error.\n";
+
+static void usage_error(const char *message, const char *argument)
+{
+    fprintf(stderr, "sprof-analyze: %s%s%s\n", message, argument ? ": " : "",
+            argument ? argument : "");
+    fprintf(stderr, "Try 'sprof-analyze --help' for more information.\n");
+    exit(EXIT_USAGE);
+}
+
+static bool parse_sort(const char *text, enum sort_key *key)
+{
+    static const struct {
+        const char *name;
+        enum sort_key key;
+    } keys[] = {{"cumulative", SORT_CUMULATIVE}, {"cum", SORT_CUMULATIVE}, {"self", SORT_SELF},
+                {"tottime", SORT_SELF},          {"samples", SORT_SAMPLES}, {"name", SORT_NAME}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (!strcmp(text, keys[i].name)) {
+            *key = keys[i].key;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Loads path, then (if it is a run's first trace) its children's traces. */
+static bool load_with_children(struct profile *profile, const char *path, bool children,
+                               int *status)
+{
+    char error[512], warning[512];
+    if (profile_load_file(profile, path, error, sizeof error, warning, sizeof warning) < 0) {
+        fprintf(stderr, "sprof-analyze: %s: %s\n", path, error);
+        *status = EXIT_BAD_TRACE;
+        return false;
+    }
+    if (warning[0])
+        fprintf(stderr, "sprof-analyze: warning: %s: %s\n", path, warning);
+    uint64_t run_id;
+    bool is_root;
+    if (!children || !trace_run_identity(path, &run_id, &is_root) || !is_root)
+        return true;
+    size_t length = strlen(path);
+    char *pattern = malloc(length * 2 + 16);
+    if (!pattern)
+        return true;
+    /* Escape glob characters in the path itself. */
+    size_t n = 0;
+    for (const char *c = path; *c; c++) {
+        if (strchr("*?[\\", *c))
+            pattern[n++] = '\\';
+        pattern[n++] = *c;
+    }
+    strcpy(pattern + n, ".[0-9]*");
+    glob_t found;
+    if (glob(pattern, 0, NULL, &found) == 0) {
+        for (size_t i = 0; i < found.gl_pathc; i++) {
+            uint64_t child_run;
+            bool child_root;
+            if (!trace_run_identity(found.gl_pathv[i], &child_run, &child_root) ||
+                child_run != run_id || child_root)
+                continue;
+            if (profile_load_file(profile, found.gl_pathv[i], error, sizeof error, warning,
+                                  sizeof warning) < 0)
+                fprintf(stderr, "sprof-analyze: warning: %s: %s\n", found.gl_pathv[i], error);
+            else if (warning[0])
+                fprintf(stderr, "sprof-analyze: warning: %s: %s\n", found.gl_pathv[i], warning);
+        }
+        globfree(&found);
+    }
+    free(pattern);
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    struct report_options options = {.sort = SORT_CUMULATIVE};
+    bool csv = false, threads = false, children = true;
+    enum { OPT_NO_CHILDREN = 256 };
+    static const struct option long_options[] = {
+        {"sort", required_argument, NULL, 's'},   {"limit", required_argument, NULL, 'n'},
+        {"format", required_argument, NULL, 'f'}, {"threads", no_argument, NULL, 't'},
+        {"no-children", no_argument, NULL, OPT_NO_CHILDREN},
+        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    opterr = 0;
+    int option;
+    while ((option = getopt_long(argc, argv, ":s:n:f:thV", long_options, NULL)) != -1) {
+        switch (option) {
+        case 's':
+            if (!parse_sort(optarg, &options.sort))
+                usage_error("unknown sort key (use cumulative, self, samples or name)", optarg);
+            break;
+        case 'n': {
+            char *end;
+            errno = 0;
+            long long limit = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || limit < 0)
+                usage_error("--limit needs a whole number >= 0", optarg);
+            options.limit = (size_t)limit;
+            break;
+        }
+        case 'f':
+            if (!strcmp(optarg, "csv"))
+                csv = true;
+            else if (!strcmp(optarg, "table"))
+                csv = false;
+            else
+                usage_error("unknown format (use table or csv)", optarg);
+            break;
+        case 't':
+            threads = true;
+            break;
+        case OPT_NO_CHILDREN:
+            children = false;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case 'V':
+            printf("sprof-analyze %s (trace format version %u)\n", SPROF_VERSION,
+                   SPROF_TRACE_VERSION);
+            return 0;
+        case ':':
+            usage_error("option needs a value", argv[optind - 1]);
+            break;
+        default:
+            usage_error("unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        usage_error("no trace file given", NULL);
+
+    struct profile profile;
+    profile_init(&profile);
+    int status = 0;
+    for (int i = optind; i < argc; i++) {
+        /* Children are found only for a single trace; named files are taken as given. */
+        load_with_children(&profile, argv[i], children && argc - optind == 1, &status);
+    }
+    if (profile.process_count == 0) {
+        profile_free(&profile);
+        return EXIT_BAD_TRACE;
+    }
+    if (threads) {
+        if (csv)
+            print_threads_csv(stdout, &profile);
+        else
+            print_threads_table(stdout, &profile);
+    } else {
+        size_t count;
+        struct function_stats *stats = compute_function_stats(&profile, options.sort, &count);
+        if (csv)
+            print_csv(stdout, &profile, stats, count, &options);
+        else
+            print_table(stdout, &profile, stats, count, &options);
+        free(stats);
+    }
+    profile_free(&profile);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "sprof-analyze: cannot write the report (%s)\n", strerror(errno));
+        return EXIT_OUTPUT;
+    }
+    return status;
+}

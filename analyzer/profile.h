@@ -1,0 +1,98 @@
+/* The analyzer's model of one or more traces: functions, logical stacks
+ * (addresses already expanded into functions, inlined frames included),
+ * threads and processes. Not thread-safe; uses malloc. */
+#ifndef SPROF_PROFILE_H
+#define SPROF_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "string_table.h"
+
+struct function {
+    uint32_t name;     /* string: display name (demangled) */
+    uint32_t location; /* string: "file:line", or the module's name */
+    uint32_t module;   /* string: module path */
+};
+
+/* A stack as functions, leaf first. */
+struct logical_stack {
+    uint32_t first_frame; /* into profile.frames */
+    uint32_t depth;
+    bool truncated;
+};
+
+/* Samples of one stack on one thread. */
+struct sample_group {
+    uint32_t stack;   /* into profile.stacks */
+    uint32_t thread;  /* into profile.threads */
+    uint64_t samples;
+    uint64_t weight_ns;
+};
+
+struct thread_info {
+    uint32_t process; /* into profile.processes */
+    uint32_t tid;
+    uint32_t name;    /* string */
+    uint64_t cpu_ns;  /* measured, 0 if unknown */
+    uint64_t samples;
+    uint64_t weight_ns;
+};
+
+struct process_info {
+    uint32_t pid, ppid;
+    uint32_t frequency_hz;
+    uint32_t timer_kind;
+    uint64_t period_ns;
+    uint32_t max_depth;
+    uint32_t flags;
+    uint32_t executable; /* string */
+    uint32_t command;    /* string: arguments joined by spaces */
+    uint32_t warnings;   /* string */
+    bool has_process_record;
+    bool has_summary;
+    bool ended_cleanly;  /* END record seen */
+    uint64_t wall_ns, user_ns, system_ns, profiler_cpu_ns, max_rss_kb;
+    uint64_t summary_samples, summary_weight_ns, lost, truncated;
+    uint32_t summary_threads;
+    bool symbolized_here; /* the analyzer had to name addresses itself */
+};
+
+struct profile {
+    struct sprof_string_table strings;
+    struct function *functions;
+    size_t function_count, function_capacity;
+    struct sprof_map function_by_key; /* string id of key -> function index */
+
+    uint32_t *frames; /* function indexes of all logical stacks */
+    size_t frame_count, frame_capacity;
+    struct logical_stack *stacks;
+    size_t stack_count, stack_capacity;
+    struct sample_group *groups;
+    size_t group_count, group_capacity;
+    struct thread_info *threads;
+    size_t thread_count, thread_capacity;
+    struct process_info *processes;
+    size_t process_count, process_capacity;
+    char **notices; /* distinct notices from all traces */
+    size_t notice_count;
+    uint64_t total_samples;
+    uint64_t total_weight_ns;
+};
+
+void profile_init(struct profile *profile);
+void profile_free(struct profile *profile);
+
+/* Loads one trace file into profile. Returns the number of usable records
+ * read (>= 0) or -1 when the file cannot be read as a trace at all; then
+ * error holds one line. A trace that stops early (cut off, corrupt record)
+ * is loaded up to that point and warning holds one line. */
+int profile_load_file(struct profile *profile, const char *path, char *error,
+                      size_t error_size, char *warning, size_t warning_size);
+
+/* Run id and root flag of a trace file, read from its start. */
+bool trace_run_identity(const char *path, uint64_t *run_id, bool *is_root);
+
+#endif

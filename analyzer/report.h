@@ -1,0 +1,41 @@
+/* Per-function statistics and the reports printed from them. */
+#ifndef SPROF_REPORT_H
+#define SPROF_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "profile.h"
+
+enum sort_key { SORT_CUMULATIVE, SORT_SELF, SORT_SAMPLES, SORT_NAME };
+
+struct function_stats {
+    uint32_t function;
+    uint64_t self_samples, self_weight_ns;
+    uint64_t cumulative_samples, cumulative_weight_ns;
+};
+
+/* Computes stats for every function with samples, sorted by key. A function
+ * counts at most once per sample in its cumulative figures, however often
+ * it recurses. Returns a malloc'd array of *count entries (NULL if none). */
+struct function_stats *compute_function_stats(const struct profile *profile, enum sort_key key,
+                                              size_t *count);
+
+struct report_options {
+    enum sort_key sort;
+    size_t limit; /* rows; 0 means all */
+    const char *title;
+};
+
+void print_table(FILE *out, const struct profile *profile, const struct function_stats *stats,
+                 size_t count, const struct report_options *options);
+void print_csv(FILE *out, const struct profile *profile, const struct function_stats *stats,
+               size_t count, const struct report_options *options);
+void print_threads_table(FILE *out, const struct profile *profile);
+void print_threads_csv(FILE *out, const struct profile *profile);
+
+/* Writes text with control characters (terminal escapes included) shown as
+ * '?', so a hostile name cannot drive the terminal. */
+void put_sanitized(FILE *out, const char *text, int width, int precision);
+
+#endif

@@ -1,0 +1,646 @@
+/* Loads trace files into a profile: checks every record, names addresses
+ * (from the trace's SYMBOL records, or with libdw from the recorded modules
+ * when the trace has none), and expands stacks into functions. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "demangle.h"
+#include "profile.h"
+#include "sprof/trace_format.h"
+#include "symbolize.h"
+#include "trace_codec.h"
+#include "trace_reader.h"
+
+#define MAX_INLINE_FRAMES 64
+
+/* Grows *array (of element size) to hold one more; false when out of memory. */
+static bool grow(void **array, size_t *capacity, size_t count, size_t size)
+{
+    if (count < *capacity)
+        return true;
+    size_t next = *capacity ? *capacity * 2 : 64;
+    void *bigger = realloc(*array, next * size);
+    if (!bigger)
+        return false;
+    *array = bigger;
+    *capacity = next;
+    return true;
+}
+#define GROW(array, capacity, count) \
+    grow((void **)&(array), &(capacity), (count), sizeof *(array))
+
+void profile_init(struct profile *p)
+{
+    memset(p, 0, sizeof *p);
+    sprof_string_table_init(&p->strings);
+    sprof_map_init(&p->function_by_key);
+}
+
+void profile_free(struct profile *p)
+{
+    sprof_string_table_free(&p->strings);
+    sprof_map_free(&p->function_by_key);
+    free(p->functions);
+    free(p->frames);
+    free(p->stacks);
+    free(p->groups);
+    free(p->threads);
+    free(p->processes);
+    for (size_t i = 0; i < p->notice_count; i++)
+        free(p->notices[i]);
+    free(p->notices);
+    memset(p, 0, sizeof *p);
+}
+
+/* What one file holds, before it is merged into the profile. */
+struct loaded_module {
+    uint32_t id;
+    uint32_t path; /* profile string */
+    uint64_t load_bias, start, end;
+    uint8_t build_id[SPROF_BUILD_ID_MAX];
+    uint32_t build_id_size;
+};
+struct loaded_frame {
+    uint32_t function;  /* profile string (raw linkage name) */
+    uint32_t decl_file; /* profile string */
+    uint32_t decl_line;
+};
+struct loaded_symbol {
+    uint32_t first_frame, frame_count;
+    uint32_t module_id;
+};
+struct loaded_stack {
+    size_t first_address;
+    uint16_t depth, flags;
+};
+struct loaded_group {
+    uint32_t stack; /* loaded_stack index */
+    uint32_t tid;
+    uint64_t samples, weight_ns;
+};
+struct loaded_thread {
+    uint32_t tid, name;
+    uint64_t cpu_ns;
+};
+
+struct trace_file {
+    struct profile *profile;
+    struct process_info process;
+    struct sprof_map string_ids; /* trace string id -> profile string */
+    struct loaded_module *modules;
+    size_t module_count, module_capacity;
+    struct sprof_map symbol_by_address;
+    struct loaded_symbol *symbols;
+    size_t symbol_count, symbol_capacity;
+    struct loaded_frame *frames;
+    size_t frame_count, frame_capacity;
+    struct sprof_map stack_by_id;
+    struct loaded_stack *stacks;
+    size_t stack_count, stack_capacity;
+    uint64_t *addresses;
+    size_t address_count, address_capacity;
+    struct sprof_map group_by_key;
+    struct loaded_group *groups;
+    size_t group_count, group_capacity;
+    struct loaded_thread *threads;
+    size_t thread_count, thread_capacity;
+    uint64_t unknown_stack_refs;
+    char **notices;
+    size_t notice_count, notice_capacity;
+};
+
+static void trace_file_free(struct trace_file *f)
+{
+    sprof_map_free(&f->string_ids);
+    sprof_map_free(&f->symbol_by_address);
+    sprof_map_free(&f->stack_by_id);
+    sprof_map_free(&f->group_by_key);
+    free(f->modules);
+    free(f->symbols);
+    free(f->frames);
+    free(f->stacks);
+    free(f->addresses);
+    free(f->groups);
+    free(f->threads);
+    for (size_t i = 0; i < f->notice_count; i++)
+        free(f->notices[i]);
+    free(f->notices);
+}
+
+static uint32_t intern(struct profile *p, const char *text, size_t length)
+{
+    return sprof_string_table_intern(&p->strings, text, length);
+}
+
+static uint32_t intern_cstr(struct profile *p, const char *text)
+{
+    return text ? intern(p, text, strlen(text)) : 0;
+}
+
+/* A string read from the trace, as a profile string id. */
+static uint32_t decode_string(struct trace_file *f, struct sprof_decoder *dec)
+{
+    const char *text;
+    uint32_t length;
+    if (!sprof_decoder_string(dec, &text, &length))
+        return 0;
+    return intern(f->profile, text, length);
+}
+
+static uint32_t resolve_string(const struct trace_file *f, uint32_t trace_id)
+{
+    uint32_t id = 0;
+    if (trace_id != SPROF_STRING_NONE)
+        sprof_map_get(&f->string_ids, trace_id, &id);
+    return id;
+}
+
+static bool read_process(struct trace_file *f, struct sprof_decoder *dec)
+{
+    struct process_info *pr = &f->process;
+    pr->pid = sprof_decoder_u32(dec);
+    pr->ppid = sprof_decoder_u32(dec);
+    sprof_decoder_u64(dec); /* start time: not shown yet */
+    pr->frequency_hz = sprof_decoder_u32(dec);
+    pr->timer_kind = sprof_decoder_u32(dec);
+    pr->period_ns = sprof_decoder_u64(dec);
+    pr->max_depth = sprof_decoder_u32(dec);
+    pr->flags = sprof_decoder_u32(dec);
+    pr->executable = decode_string(f, dec);
+    const char *command;
+    uint32_t length;
+    if (sprof_decoder_string(dec, &command, &length)) {
+        char *joined = malloc(length + 1);
+        if (joined) {
+            for (uint32_t i = 0; i < length; i++)
+                joined[i] = command[i] ? command[i] : ' ';
+            pr->command = intern(f->profile, joined, length);
+            free(joined);
+        }
+    }
+    pr->warnings = decode_string(f, dec);
+    pr->has_process_record = dec->ok;
+    return dec->ok;
+}
+
+static bool read_module(struct trace_file *f, struct sprof_decoder *dec)
+{
+    struct loaded_module m;
+    memset(&m, 0, sizeof m);
+    m.id = sprof_decoder_u32(dec);
+    m.build_id_size = sprof_decoder_u32(dec);
+    m.load_bias = sprof_decoder_u64(dec);
+    m.start = sprof_decoder_u64(dec);
+    m.end = sprof_decoder_u64(dec);
+    if (m.build_id_size > SPROF_BUILD_ID_MAX)
+        return false;
+    const uint8_t *id = sprof_decoder_bytes(dec, m.build_id_size);
+    if (id)
+        memcpy(m.build_id, id, m.build_id_size);
+    m.path = decode_string(f, dec);
+    if (!dec->ok || m.start > m.end || !GROW(f->modules, f->module_capacity, f->module_count))
+        return false;
+    f->modules[f->module_count++] = m;
+    return true;
+}
+
+static bool read_string(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint32_t trace_id = sprof_decoder_u32(dec);
+    size_t length = sprof_decoder_remaining(dec);
+    const uint8_t *text = sprof_decoder_bytes(dec, length);
+    if (!dec->ok || trace_id == SPROF_STRING_NONE)
+        return false;
+    uint32_t id = intern(f->profile, (const char *)text, length);
+    return id && sprof_map_put(&f->string_ids, trace_id, id);
+}
+
+static bool read_symbol(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint64_t address = sprof_decoder_u64(dec);
+    struct loaded_symbol s;
+    s.module_id = sprof_decoder_u32(dec);
+    s.frame_count = sprof_decoder_u16(dec);
+    sprof_decoder_u16(dec); /* flags */
+    s.first_frame = (uint32_t)f->frame_count;
+    if (!dec->ok || sprof_decoder_remaining(dec) < (size_t)s.frame_count * 20)
+        return false;
+    for (uint32_t i = 0; i < s.frame_count; i++) {
+        struct loaded_frame frame;
+        frame.function = resolve_string(f, sprof_decoder_u32(dec));
+        sprof_decoder_u32(dec); /* file of the executing line */
+        sprof_decoder_u32(dec); /* line */
+        frame.decl_file = resolve_string(f, sprof_decoder_u32(dec));
+        frame.decl_line = sprof_decoder_u32(dec);
+        if (!GROW(f->frames, f->frame_capacity, f->frame_count))
+            return false;
+        f->frames[f->frame_count++] = frame;
+    }
+    uint32_t existing;
+    if (sprof_map_get(&f->symbol_by_address, address, &existing))
+        return true; /* the first definition stands */
+    if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
+        return false;
+    f->symbols[f->symbol_count] = s;
+    return sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
+}
+
+static bool read_stack(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint32_t id = sprof_decoder_u32(dec);
+    struct loaded_stack s;
+    s.depth = sprof_decoder_u16(dec);
+    s.flags = sprof_decoder_u16(dec);
+    if (!dec->ok || s.depth > SPROF_STACK_MAX_DEPTH ||
+        sprof_decoder_remaining(dec) < (size_t)s.depth * 8)
+        return false;
+    uint32_t existing;
+    if (sprof_map_get(&f->stack_by_id, id, &existing))
+        return true;
+    s.first_address = f->address_count;
+    for (uint16_t i = 0; i < s.depth; i++) {
+        if (!GROW(f->addresses, f->address_capacity, f->address_count))
+            return false;
+        f->addresses[f->address_count++] = sprof_decoder_u64(dec);
+    }
+    if (!GROW(f->stacks, f->stack_capacity, f->stack_count))
+        return false;
+    f->stacks[f->stack_count] = s;
+    return sprof_map_put(&f->stack_by_id, id, (uint32_t)f->stack_count++);
+}
+
+static bool read_samples(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint32_t tid = sprof_decoder_u32(dec);
+    uint32_t count = sprof_decoder_u32(dec);
+    if (!dec->ok || sprof_decoder_remaining(dec) < (size_t)count * 16)
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t stack_id = sprof_decoder_u32(dec);
+        uint32_t samples = sprof_decoder_u32(dec);
+        uint64_t weight = sprof_decoder_u64(dec);
+        uint32_t stack;
+        if (!sprof_map_get(&f->stack_by_id, stack_id, &stack)) {
+            f->unknown_stack_refs += samples;
+            continue;
+        }
+        uint64_t key = (uint64_t)stack << 32 | tid;
+        uint32_t at;
+        if (!sprof_map_get(&f->group_by_key, key, &at)) {
+            if (!GROW(f->groups, f->group_capacity, f->group_count))
+                return false;
+            at = (uint32_t)f->group_count++;
+            f->groups[at] = (struct loaded_group){.stack = stack, .tid = tid};
+            if (!sprof_map_put(&f->group_by_key, key, at))
+                return false;
+        }
+        f->groups[at].samples += samples;
+        f->groups[at].weight_ns += weight;
+    }
+    return true;
+}
+
+static bool read_thread(struct trace_file *f, struct sprof_decoder *dec)
+{
+    struct loaded_thread t;
+    t.tid = sprof_decoder_u32(dec);
+    sprof_decoder_u32(dec); /* flags */
+    t.cpu_ns = sprof_decoder_u64(dec);
+    sprof_decoder_u64(dec); /* samples: recounted from SAMPLES records */
+    sprof_decoder_u64(dec); /* weight */
+    t.name = decode_string(f, dec);
+    if (!dec->ok || !GROW(f->threads, f->thread_capacity, f->thread_count))
+        return false;
+    f->threads[f->thread_count++] = t;
+    return true;
+}
+
+static bool read_summary(struct trace_file *f, struct sprof_decoder *dec)
+{
+    struct process_info *pr = &f->process;
+    pr->wall_ns = sprof_decoder_u64(dec);
+    pr->user_ns = sprof_decoder_u64(dec);
+    pr->system_ns = sprof_decoder_u64(dec);
+    pr->profiler_cpu_ns = sprof_decoder_u64(dec);
+    pr->max_rss_kb = sprof_decoder_u64(dec);
+    pr->summary_samples = sprof_decoder_u64(dec);
+    pr->summary_weight_ns = sprof_decoder_u64(dec);
+    pr->lost = sprof_decoder_u64(dec);
+    pr->truncated = sprof_decoder_u64(dec);
+    pr->summary_threads = sprof_decoder_u32(dec);
+    sprof_decoder_u32(dec);
+    pr->has_summary = dec->ok;
+    return dec->ok;
+}
+
+static bool read_notice(struct trace_file *f, struct sprof_decoder *dec)
+{
+    sprof_decoder_u32(dec); /* kind */
+    const char *text;
+    uint32_t length;
+    if (!sprof_decoder_string(dec, &text, &length) ||
+        !GROW(f->notices, f->notice_capacity, f->notice_count))
+        return false;
+    char *copy = strndup(text, length);
+    if (!copy)
+        return false;
+    f->notices[f->notice_count++] = copy;
+    return true;
+}
+
+static bool read_record(struct trace_file *f, const struct sprof_record *record)
+{
+    struct sprof_decoder dec;
+    sprof_decoder_init(&dec, record->payload, record->size);
+    switch (record->type) {
+    case SPROF_REC_PROCESS: return read_process(f, &dec);
+    case SPROF_REC_MODULE: return read_module(f, &dec);
+    case SPROF_REC_THREAD: return read_thread(f, &dec);
+    case SPROF_REC_STACK: return read_stack(f, &dec);
+    case SPROF_REC_SAMPLES: return read_samples(f, &dec);
+    case SPROF_REC_STRING: return read_string(f, &dec);
+    case SPROF_REC_SYMBOL: return read_symbol(f, &dec);
+    case SPROF_REC_SUMMARY: return read_summary(f, &dec);
+    case SPROF_REC_NOTICE: return read_notice(f, &dec);
+    case SPROF_REC_END: f->process.ended_cleanly = true; return true;
+    default: return true; /* a newer writer's record: skipped */
+    }
+}
+
+static const struct loaded_module *find_module(const struct trace_file *f, uint64_t address)
+{
+    for (size_t i = f->module_count; i-- > 0;) {
+        if (address >= f->modules[i].start && address < f->modules[i].end)
+            return &f->modules[i];
+    }
+    return NULL;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+/* Names, with libdw, the addresses the trace's SYMBOL records do not. */
+static void symbolize_missing(struct trace_file *f)
+{
+    struct profile *p = f->profile;
+    struct sprof_symbolizer *symbolizer = NULL;
+    struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
+    for (size_t i = 0; i < f->address_count; i++) {
+        uint64_t address = f->addresses[i];
+        uint32_t existing;
+        if (sprof_map_get(&f->symbol_by_address, address, &existing))
+            continue;
+        if (!symbolizer) {
+            symbolizer = sprof_symbolizer_new(true);
+            if (!symbolizer)
+                return;
+            for (size_t m = 0; m < f->module_count; m++) {
+                const struct loaded_module *mod = &f->modules[m];
+                const char *path = sprof_string_table_get(&p->strings, mod->path);
+                if (path[0] != '/')
+                    continue;
+                struct sprof_module_desc desc = {path, mod->load_bias, mod->build_id,
+                                                 mod->build_id_size};
+                char why[256];
+                sprof_symbolizer_add_module(symbolizer, &desc, why, sizeof why);
+            }
+            f->process.symbolized_here = true;
+        }
+        const struct loaded_module *m = find_module(f, address);
+        uint16_t flags;
+        int count = m ? sprof_symbolizer_lookup(symbolizer, address, frames, MAX_INLINE_FRAMES,
+                                                &flags)
+                      : 0;
+        struct loaded_symbol s = {(uint32_t)f->frame_count, 0,
+                                  m ? m->id : SPROF_MODULE_NONE};
+        for (int k = 0; k < count; k++) {
+            if (!GROW(f->frames, f->frame_capacity, f->frame_count))
+                break;
+            f->frames[f->frame_count++] = (struct loaded_frame){
+                intern_cstr(p, frames[k].function), intern_cstr(p, frames[k].decl_file),
+                frames[k].decl_line};
+            s.frame_count++;
+        }
+        if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
+            break;
+        f->symbols[f->symbol_count] = s;
+        sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
+    }
+    sprof_symbolizer_free(symbolizer);
+}
+
+/* The function for a (name, declaration, module), created on first use. */
+static uint32_t function_index(struct profile *p, uint32_t raw_name, uint32_t decl_file,
+                               uint32_t decl_line, uint32_t module_path, const char *fallback)
+{
+    char key[512];
+    const char *module = sprof_string_table_get(&p->strings, module_path);
+    const char *name = raw_name ? sprof_string_table_get(&p->strings, raw_name) : fallback;
+    int length = snprintf(key, sizeof key, "%s\x1f%s\x1f%u\x1f%s", name,
+                          sprof_string_table_get(&p->strings, decl_file), decl_line, module);
+    if (length < 0)
+        return 0;
+    uint32_t key_id = intern(p, key, (size_t)length < sizeof key ? (size_t)length : sizeof key - 1);
+    uint32_t index;
+    if (sprof_map_get(&p->function_by_key, key_id, &index))
+        return index;
+    if (!GROW(p->functions, p->function_capacity, p->function_count))
+        return 0;
+    struct function fn;
+    char *demangled = sprof_demangle(name);
+    fn.name = intern_cstr(p, demangled ? demangled : name);
+    free(demangled);
+    fn.module = module_path;
+    if (decl_file) {
+        char location[512];
+        const char *file = sprof_string_table_get(&p->strings, decl_file);
+        if (decl_line)
+            snprintf(location, sizeof location, "%s:%u", file, decl_line);
+        else
+            snprintf(location, sizeof location, "%s", file);
+        fn.location = intern_cstr(p, location);
+    } else {
+        fn.location = intern_cstr(p, base_name(module));
+    }
+    index = (uint32_t)p->function_count++;
+    p->functions[index] = fn;
+    sprof_map_put(&p->function_by_key, key_id, index);
+    return index;
+}
+
+static bool push_frame(struct profile *p, uint32_t function)
+{
+    if (!GROW(p->frames, p->frame_capacity, p->frame_count))
+        return false;
+    p->frames[p->frame_count++] = function;
+    return true;
+}
+
+/* Expands one address into functions, innermost first. */
+static void expand_address(struct trace_file *f, uint64_t address)
+{
+    struct profile *p = f->profile;
+    uint32_t at;
+    const struct loaded_symbol *s =
+        sprof_map_get(&f->symbol_by_address, address, &at) ? &f->symbols[at] : NULL;
+    const struct loaded_module *m = find_module(f, address);
+    uint32_t module_path = m ? m->path : 0;
+    if (s && s->frame_count > 0) {
+        for (uint32_t i = 0; i < s->frame_count; i++) {
+            const struct loaded_frame *fr = &f->frames[s->first_frame + i];
+            push_frame(p, function_index(p, fr->function, fr->decl_file, fr->decl_line,
+                                         module_path, "??"));
+        }
+        return;
+    }
+    char name[320];
+    if (m)
+        snprintf(name, sizeof name, "%s+0x%" PRIx64,
+                 base_name(sprof_string_table_get(&p->strings, m->path)), address - m->load_bias);
+    else
+        snprintf(name, sizeof name, "0x%" PRIx64, address);
+    push_frame(p, function_index(p, 0, 0, 0, module_path, name));
+}
+
+static uint32_t thread_index(struct profile *p, uint32_t process, uint32_t tid)
+{
+    for (size_t i = p->thread_count; i-- > 0;) {
+        if (p->threads[i].process == process && p->threads[i].tid == tid)
+            return (uint32_t)i;
+    }
+    if (!GROW(p->threads, p->thread_capacity, p->thread_count))
+        return 0;
+    p->threads[p->thread_count] = (struct thread_info){.process = process, .tid = tid};
+    return (uint32_t)p->thread_count++;
+}
+
+static void add_notice(struct profile *p, const char *text)
+{
+    for (size_t i = 0; i < p->notice_count; i++) {
+        if (!strcmp(p->notices[i], text))
+            return;
+    }
+    char **notices = realloc(p->notices, (p->notice_count + 1) * sizeof *notices);
+    if (!notices)
+        return;
+    p->notices = notices;
+    if ((p->notices[p->notice_count] = strdup(text)))
+        p->notice_count++;
+}
+
+static bool merge_into_profile(struct trace_file *f)
+{
+    struct profile *p = f->profile;
+    if (!GROW(p->processes, p->process_capacity, p->process_count))
+        return false;
+    uint32_t process = (uint32_t)p->process_count++;
+    p->processes[process] = f->process;
+
+    uint32_t *stack_index = calloc(f->stack_count ? f->stack_count : 1, sizeof *stack_index);
+    if (!stack_index)
+        return false;
+    for (size_t i = 0; i < f->stack_count; i++) {
+        const struct loaded_stack *s = &f->stacks[i];
+        if (!GROW(p->stacks, p->stack_capacity, p->stack_count))
+            break;
+        struct logical_stack ls = {(uint32_t)p->frame_count, 0, s->flags & SPROF_STACK_TRUNCATED};
+        for (uint16_t k = 0; k < s->depth; k++)
+            expand_address(f, f->addresses[s->first_address + k]);
+        if (ls.truncated)
+            push_frame(p, function_index(p, 0, 0, 0, 0, "[truncated stack]"));
+        ls.depth = (uint32_t)(p->frame_count - ls.first_frame);
+        stack_index[i] = (uint32_t)p->stack_count;
+        p->stacks[p->stack_count++] = ls;
+    }
+    for (size_t i = 0; i < f->group_count; i++) {
+        const struct loaded_group *g = &f->groups[i];
+        if (!GROW(p->groups, p->group_capacity, p->group_count))
+            break;
+        uint32_t thread = thread_index(p, process, g->tid);
+        p->groups[p->group_count++] =
+            (struct sample_group){stack_index[g->stack], thread, g->samples, g->weight_ns};
+        p->threads[thread].samples += g->samples;
+        p->threads[thread].weight_ns += g->weight_ns;
+        p->total_samples += g->samples;
+        p->total_weight_ns += g->weight_ns;
+    }
+    free(stack_index);
+    for (size_t i = 0; i < f->thread_count; i++) {
+        uint32_t thread = thread_index(p, process, f->threads[i].tid);
+        p->threads[thread].name = f->threads[i].name;
+        p->threads[thread].cpu_ns = f->threads[i].cpu_ns;
+    }
+    for (size_t i = 0; i < f->notice_count; i++)
+        add_notice(p, f->notices[i]);
+    return true;
+}
+
+int profile_load_file(struct profile *p, const char *path, char *error, size_t error_size,
+                      char *warning, size_t warning_size)
+{
+    warning[0] = '\0';
+    struct sprof_reader reader;
+    if (sprof_reader_open(&reader, path) != 0) {
+        snprintf(error, error_size, "%s", reader.error);
+        sprof_reader_close(&reader);
+        return -1;
+    }
+    struct trace_file f;
+    memset(&f, 0, sizeof f);
+    f.profile = p;
+    int records = 0;
+    struct sprof_record record;
+    enum sprof_read_status status;
+    while ((status = sprof_reader_next(&reader, &record)) == SPROF_READ_RECORD) {
+        if (!read_record(&f, &record)) {
+            snprintf(warning, warning_size,
+                     "corrupt record of type %u at offset %" PRIu64 "; read up to it",
+                     record.type, record.offset);
+            break;
+        }
+        records++;
+    }
+    if (status != SPROF_READ_RECORD && status != SPROF_READ_EOF)
+        snprintf(warning, warning_size, "%s; read the %d records before it", reader.error, records);
+    sprof_reader_close(&reader);
+    if (records == 0 && warning[0]) {
+        snprintf(error, error_size, "no usable record (%s)", warning);
+        warning[0] = '\0';
+        trace_file_free(&f);
+        return -1;
+    }
+    symbolize_missing(&f);
+    bool merged = merge_into_profile(&f);
+    trace_file_free(&f);
+    if (!merged) {
+        snprintf(error, error_size, "out of memory");
+        return -1;
+    }
+    return records;
+}
+
+bool trace_run_identity(const char *path, uint64_t *run_id, bool *is_root)
+{
+    struct sprof_reader reader;
+    if (sprof_reader_open(&reader, path) != 0) {
+        sprof_reader_close(&reader);
+        return false;
+    }
+    *run_id = reader.header.run_id;
+    *is_root = false;
+    struct sprof_record record;
+    bool found = false;
+    if (sprof_reader_next(&reader, &record) == SPROF_READ_RECORD &&
+        record.type == SPROF_REC_PROCESS && record.size >= 40) {
+        struct sprof_decoder dec;
+        sprof_decoder_init(&dec, record.payload + 36, 4);
+        *is_root = (sprof_decoder_u32(&dec) & SPROF_PROCESS_ROOT) != 0;
+        found = true;
+    }
+    sprof_reader_close(&reader);
+    return found;
+}

@@ -1,0 +1,219 @@
+#include "symbolize.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sprof/trace_format.h"
+
+struct sprof_symbolizer {
+    Dwfl *dwfl;
+    Dwfl_Callbacks callbacks;
+    bool reporting; /* between dwfl_report_begin and dwfl_report_end */
+};
+
+/* Looks for separate debug info by build-id under /usr/lib/debug only:
+ * no network, so that a profiled program's exit never waits on one. */
+static int find_local_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                                GElf_Addr base, const char *file_name,
+                                const char *debuglink_file, GElf_Word debuglink_crc,
+                                char **debuginfo_file_name)
+{
+    (void)userdata, (void)modname, (void)base, (void)file_name;
+    (void)debuglink_file, (void)debuglink_crc;
+    const unsigned char *id;
+    GElf_Addr vaddr;
+    int size = dwfl_module_build_id(mod, &id, &vaddr);
+    if (size < 2)
+        return -1;
+    char path[64 + 2 * SPROF_BUILD_ID_MAX];
+    int n = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/", id[0]);
+    for (int i = 1; i < size && n < (int)sizeof path - 8; i++)
+        n += snprintf(path + n, sizeof path - (size_t)n, "%02x", id[i]);
+    snprintf(path + n, sizeof path - (size_t)n, ".debug");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        *debuginfo_file_name = strdup(path);
+    return fd;
+}
+
+struct sprof_symbolizer *sprof_symbolizer_new(bool allow_network)
+{
+    elf_version(EV_CURRENT);
+    struct sprof_symbolizer *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->callbacks.find_elf = dwfl_build_id_find_elf;
+    s->callbacks.find_debuginfo =
+        allow_network ? dwfl_standard_find_debuginfo : find_local_debuginfo;
+    s->callbacks.section_address = dwfl_offline_section_address;
+    s->dwfl = dwfl_begin(&s->callbacks);
+    if (!s->dwfl) {
+        free(s);
+        return NULL;
+    }
+    dwfl_report_begin(s->dwfl);
+    s->reporting = true;
+    return s;
+}
+
+void sprof_symbolizer_free(struct sprof_symbolizer *s)
+{
+    if (!s)
+        return;
+    dwfl_end(s->dwfl);
+    free(s);
+}
+
+/* A different file may now sit at the recorded path: naming addresses from
+ * it would be wrong, so such a file is refused. */
+static bool build_id_matches(int fd, const struct sprof_module_desc *m, char *why, size_t why_size)
+{
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    if (!elf) {
+        snprintf(why, why_size, "not an ELF file");
+        return false;
+    }
+    const void *id = NULL;
+    ssize_t size = dwelf_elf_gnu_build_id(elf, &id);
+    bool same = size == (ssize_t)m->build_id_size && memcmp(id, m->build_id, m->build_id_size) == 0;
+    elf_end(elf);
+    if (!same)
+        snprintf(why, why_size, "build-id differs from the one recorded");
+    return same;
+}
+
+bool sprof_symbolizer_add_module(struct sprof_symbolizer *s, const struct sprof_module_desc *m,
+                                 char *why, size_t why_size)
+{
+    if (!s->reporting) {
+        snprintf(why, why_size, "modules added after lookups began");
+        return false;
+    }
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        return false;
+    }
+    if (m->build_id_size > 0 && !build_id_matches(fd, m, why, why_size)) {
+        close(fd);
+        return false;
+    }
+    /* dwfl takes ownership of fd on success. */
+    Dwfl_Module *mod = dwfl_report_elf(s->dwfl, m->path, m->path, fd, m->load_bias, false);
+    if (!mod) {
+        close(fd);
+        snprintf(why, why_size, "%s", dwfl_errmsg(-1));
+        return false;
+    }
+    return true;
+}
+
+/* The name of a subprogram or inlined-subroutine DIE, following
+ * abstract_origin and specification; the linkage name where there is one. */
+static const char *die_function_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    const char *name = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+        name = dwarf_formstring(&attr);
+    if (!name && dwarf_attr_integrate(die, DW_AT_name, &attr))
+        name = dwarf_formstring(&attr);
+    return name;
+}
+
+static int lookup_dwarf(Dwfl_Module *mod, uint64_t address, struct sprof_frame_desc *frames,
+                        int max_frames)
+{
+    Dwarf_Addr bias;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, address, &bias);
+    if (!cu)
+        return 0;
+    Dwarf_Die *scopes = NULL;
+    int nscopes = dwarf_getscopes(cu, address - bias, &scopes);
+    if (nscopes <= 0)
+        return 0;
+
+    const char *file = NULL;
+    int line = 0;
+    Dwfl_Line *src = dwfl_module_getsrc(mod, address);
+    if (src)
+        file = dwfl_lineinfo(src, NULL, &line, NULL, NULL, NULL);
+
+    Dwarf_Files *files = NULL;
+    size_t nfiles = 0;
+    dwarf_getsrcfiles(cu, &files, &nfiles);
+
+    int count = 0;
+    for (int i = 0; i < nscopes && count < max_frames; i++) {
+        Dwarf_Die *scope = &scopes[i];
+        int tag = dwarf_tag(scope);
+        if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine)
+            continue;
+        const char *name = die_function_name(scope);
+        struct sprof_frame_desc *frame = &frames[count++];
+        frame->function = name ? name : "??";
+        frame->file = file;
+        frame->line = line > 0 ? (uint32_t)line : 0;
+        frame->decl_file = dwarf_decl_file(scope);
+        int decl_line = 0;
+        frame->decl_line = dwarf_decl_line(scope, &decl_line) == 0 && decl_line > 0
+                               ? (uint32_t)decl_line
+                               : 0;
+        if (tag == DW_TAG_subprogram)
+            break;
+        /* The next frame out executes the call site of this inlined one. */
+        Dwarf_Attribute attr;
+        Dwarf_Word value;
+        file = NULL;
+        line = 0;
+        if (dwarf_attr(scope, DW_AT_call_file, &attr) && dwarf_formudata(&attr, &value) == 0 &&
+            files)
+            file = dwarf_filesrc(files, value, NULL, NULL);
+        if (dwarf_attr(scope, DW_AT_call_line, &attr) && dwarf_formudata(&attr, &value) == 0)
+            line = (int)value;
+    }
+    free(scopes);
+    return count;
+}
+
+int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
+                            struct sprof_frame_desc *frames, int max_frames, uint16_t *flags)
+{
+    *flags = 0;
+    if (max_frames <= 0)
+        return 0;
+    if (s->reporting) {
+        dwfl_report_end(s->dwfl, NULL, NULL);
+        s->reporting = false;
+    }
+    Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, address);
+    if (!mod)
+        return 0;
+    int count = lookup_dwarf(mod, address, frames, max_frames);
+    if (count > 0) {
+        *flags = SPROF_SYMBOL_DWARF;
+        return count;
+    }
+    GElf_Off offset;
+    GElf_Sym sym;
+    const char *name = dwfl_module_addrinfo(mod, address, &offset, &sym, NULL, NULL, NULL);
+    /* Only a symbol that really contains the address names it; the nearest
+     * preceding one in a stripped binary would misattribute the time. */
+    if (!name || (sym.st_size > 0 && offset >= sym.st_size) ||
+        (sym.st_size == 0 && GELF_ST_TYPE(sym.st_info) != STT_FUNC))
+        return 0;
+    memset(&frames[0], 0, sizeof frames[0]);
+    frames[0].function = name;
+    *flags = SPROF_SYMBOL_ELF;
+    return 1;
+}

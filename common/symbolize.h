@@ -1,0 +1,52 @@
+/* Names addresses with libdw (elfutils): function, source file and line
+ * from DWARF where present, including inlined frames; the ELF symbol table
+ * where not. Used by the preload at exit and by the analyzer for traces
+ * that hold no symbols, so both name addresses the same way.
+ *
+ * NOT async-signal-safe (libdw, malloc, file I/O). Not thread-safe. */
+#ifndef SPROF_SYMBOLIZE_H
+#define SPROF_SYMBOLIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sprof_symbolizer;
+
+struct sprof_module_desc {
+    const char *path;
+    uint64_t load_bias; /* address where the file's vaddr 0 is mapped */
+    const uint8_t *build_id;
+    size_t build_id_size;
+};
+
+struct sprof_frame_desc {
+    const char *function; /* linkage name where known; never NULL if named */
+    const char *file;     /* may be NULL */
+    uint32_t line;
+    const char *decl_file; /* may be NULL */
+    uint32_t decl_line;
+};
+
+/* allow_network: whether debuginfod may be consulted (DEBUGINFOD_URLS).
+ * The preload passes false so a program's exit never waits on a network.
+ * Returns NULL when out of memory. */
+struct sprof_symbolizer *sprof_symbolizer_new(bool allow_network);
+void sprof_symbolizer_free(struct sprof_symbolizer *symbolizer);
+
+/* Adds a module. Returns true if it can be used; false with a one-line
+ * reason in why (file missing, not ELF, build-id differs from the one
+ * recorded). Call sprof_symbolizer_lookup only after all modules are added. */
+bool sprof_symbolizer_add_module(struct sprof_symbolizer *symbolizer,
+                                 const struct sprof_module_desc *module, char *why,
+                                 size_t why_size);
+
+/* Fills up to max_frames frames for address, innermost inlined frame first,
+ * and sets *flags to SPROF_SYMBOL_DWARF or SPROF_SYMBOL_ELF. Returns the
+ * number of frames, 0 if the address cannot be named. Strings stay valid
+ * until the symbolizer is freed. */
+int sprof_symbolizer_lookup(struct sprof_symbolizer *symbolizer, uint64_t address,
+                            struct sprof_frame_desc *frames, int max_frames,
+                            uint16_t *flags);
+
+#endif

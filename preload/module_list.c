@@ -1,0 +1,172 @@
+#include "module_list.h"
+
+#include <elf.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trace_codec.h"
+
+struct scan {
+    struct sprof_module_list *list;
+    struct sprof_encoder *enc;
+    bool counters_checked; /* the loader's counters were looked at */
+};
+
+static void read_build_id(const struct dl_phdr_info *info, struct sprof_module *m)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *at = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *end = at + ph->p_memsz;
+        while (at + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *note = (const ElfW(Nhdr) *)at;
+            size_t name_size = (note->n_namesz + 3u) & ~3u;
+            size_t desc_size = (note->n_descsz + 3u) & ~3u;
+            const uint8_t *name = at + sizeof *note;
+            const uint8_t *desc = name + name_size;
+            if (desc + desc_size > end)
+                break;
+            if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0 && note->n_descsz <= SPROF_BUILD_ID_MAX) {
+                memcpy(m->build_id, desc, note->n_descsz);
+                m->build_id_size = note->n_descsz;
+                return;
+            }
+            at = desc + desc_size;
+        }
+    }
+}
+
+static char *module_path(const char *name, bool *has_file)
+{
+    char buffer[4096];
+    *has_file = true;
+    if (!name || !*name) {
+        ssize_t n = readlink("/proc/self/exe", buffer, sizeof buffer - 1);
+        if (n > 0) {
+            buffer[n] = '\0';
+            return strdup(buffer);
+        }
+        *has_file = false;
+        return strdup("[main program]");
+    }
+    if (name[0] == '/' || access(name, R_OK) == 0)
+        return strdup(name);
+    /* linux-vdso.so.1 and the like: in memory only. */
+    *has_file = false;
+    size_t length = strlen(name);
+    char *path = malloc(length + 3);
+    if (path) {
+        path[0] = '[';
+        memcpy(path + 1, name, length);
+        path[length + 1] = ']';
+        path[length + 2] = '\0';
+    }
+    return path;
+}
+
+static bool already_recorded(const struct sprof_module_list *list, const char *name,
+                             uint64_t bias, uint64_t start)
+{
+    for (size_t i = list->count; i-- > 0;) {
+        const struct sprof_module *m = &list->modules[i];
+        if (m->load_bias == bias && m->start == start) {
+            /* The same object if the name agrees; dlopen can reuse ranges. */
+            return !name || !*name || !m->has_file || strcmp(m->path, name) == 0 ||
+                   name[0] != '/';
+        }
+    }
+    return false;
+}
+
+static void write_module_record(struct sprof_encoder *enc, const struct sprof_module *m)
+{
+    sprof_encoder_begin_record(enc, SPROF_REC_MODULE);
+    sprof_encoder_u32(enc, m->id);
+    sprof_encoder_u32(enc, m->build_id_size);
+    sprof_encoder_u64(enc, m->load_bias);
+    sprof_encoder_u64(enc, m->start);
+    sprof_encoder_u64(enc, m->end);
+    sprof_encoder_bytes(enc, m->build_id, m->build_id_size);
+    sprof_encoder_string(enc, m->path);
+    sprof_encoder_end_record(enc);
+}
+
+static int visit(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct scan *scan = data;
+    struct sprof_module_list *list = scan->list;
+    if (!scan->counters_checked &&
+        size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        scan->counters_checked = true;
+        if (list->scanned && info->dlpi_adds == list->seen_adds &&
+            info->dlpi_subs == list->seen_subs)
+            return 1;
+        list->seen_adds = info->dlpi_adds;
+        list->seen_subs = info->dlpi_subs;
+    }
+    uint64_t start = UINT64_MAX, end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uint64_t low = info->dlpi_addr + ph->p_vaddr;
+        if (low < start)
+            start = low;
+        if (low + ph->p_memsz > end)
+            end = low + ph->p_memsz;
+    }
+    if (start >= end || already_recorded(list, info->dlpi_name, info->dlpi_addr, start))
+        return 0;
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? list->capacity * 2 : 32;
+        struct sprof_module *modules = realloc(list->modules, capacity * sizeof *modules);
+        if (!modules)
+            return 1;
+        list->modules = modules;
+        list->capacity = capacity;
+    }
+    struct sprof_module *m = &list->modules[list->count];
+    memset(m, 0, sizeof *m);
+    m->path = module_path(info->dlpi_name, &m->has_file);
+    if (!m->path)
+        return 1;
+    m->id = (uint32_t)list->count;
+    m->load_bias = info->dlpi_addr;
+    m->start = start;
+    m->end = end;
+    read_build_id(info, m);
+    list->count++;
+    write_module_record(scan->enc, m);
+    return 0;
+}
+
+void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encoder *enc)
+{
+    struct scan scan = {.list = list, .enc = enc};
+    dl_iterate_phdr(visit, &scan);
+    list->scanned = true;
+}
+
+const struct sprof_module *sprof_module_list_find(const struct sprof_module_list *list,
+                                                  uint64_t address)
+{
+    for (size_t i = list->count; i-- > 0;) {
+        const struct sprof_module *m = &list->modules[i];
+        if (address >= m->start && address < m->end)
+            return m;
+    }
+    return NULL;
+}
+
+void sprof_module_list_free(struct sprof_module_list *list)
+{
+    for (size_t i = 0; i < list->count; i++)
+        free(list->modules[i].path);
+    free(list->modules);
+    memset(list, 0, sizeof *list);
+}

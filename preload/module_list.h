@@ -1,0 +1,41 @@
+/* The ELF objects loaded in this process, as recorded in the trace.
+ * NOT async-signal-safe (dl_iterate_phdr, malloc). Used by the writer
+ * thread, and at exit. Not thread-safe: callers hold the writer lock. */
+#ifndef SPROF_MODULE_LIST_H
+#define SPROF_MODULE_LIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sprof/trace_format.h"
+
+struct sprof_module {
+    uint32_t id;
+    uint64_t load_bias;
+    uint64_t start, end; /* mapped address range */
+    uint8_t build_id[SPROF_BUILD_ID_MAX];
+    uint32_t build_id_size;
+    char *path;          /* a file, or "[vdso]"-style for objects without one */
+    bool has_file;
+};
+
+struct sprof_module_list {
+    struct sprof_module *modules;
+    size_t count, capacity;
+    unsigned long long seen_adds, seen_subs; /* loader counters at last scan */
+    bool scanned;
+};
+
+struct sprof_encoder;
+
+/* Scans the loaded objects and appends a MODULE record to enc for each one
+ * not yet recorded. Cheap when nothing was loaded or unloaded since. */
+void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encoder *enc);
+/* The recorded module whose range holds address, or NULL. When ranges
+ * overlap (an object unloaded and another loaded there), the latest wins. */
+const struct sprof_module *sprof_module_list_find(const struct sprof_module_list *list,
+                                                  uint64_t address);
+void sprof_module_list_free(struct sprof_module_list *list);
+
+#endif

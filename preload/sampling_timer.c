@@ -1,0 +1,159 @@
+#include "sampling_timer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sample_handler.h"
+#include "sprof/trace_format.h"
+
+static int open_task_clock(uint64_t period_ns, bool include_kernel)
+{
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.size = sizeof attr;
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_TASK_CLOCK;
+    attr.sample_period = period_ns;
+    attr.disabled = 1;
+    attr.exclude_kernel = include_kernel ? 0 : 1;
+    attr.exclude_hv = 1;
+    attr.wakeup_events = 1;
+    long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+static int arm_perf(struct sprof_thread *t, uint64_t period_ns, bool include_kernel,
+                    int signal_number)
+{
+    int fd = open_task_clock(period_ns, include_kernel);
+    if (fd < 0)
+        return -fd;
+    struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = t->tid};
+    if (fcntl(fd, F_SETFL, O_ASYNC) != 0 || fcntl(fd, F_SETSIG, signal_number) != 0 ||
+        fcntl(fd, F_SETOWN_EX, &owner) != 0) {
+        int error = errno;
+        close(fd);
+        return error;
+    }
+    t->perf_fd = fd;
+    t->last_count = 0;
+    if (ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
+        int error = errno;
+        t->perf_fd = -1;
+        close(fd);
+        return error;
+    }
+    return 0;
+}
+
+static int arm_cputime(struct sprof_thread *t, uint64_t period_ns, int signal_number)
+{
+    struct sigevent event;
+    memset(&event, 0, sizeof event);
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = signal_number;
+    /* The handler knows our timers by this value (sample_handler.c). */
+    event.sigev_value.sival_ptr = &sprof_sampler;
+    event._sigev_un._tid = t->tid;
+    timer_t timer;
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &event, &timer) != 0)
+        return errno;
+    t->timer = timer;
+    t->has_timer = true;
+    struct itimerspec spec;
+    spec.it_interval.tv_sec = (time_t)(period_ns / 1000000000u);
+    spec.it_interval.tv_nsec = (long)(period_ns % 1000000000u);
+    spec.it_value = spec.it_interval;
+    if (timer_settime(timer, 0, &spec, NULL) != 0) {
+        int error = errno;
+        timer_delete(timer);
+        t->has_timer = false;
+        return error;
+    }
+    return 0;
+}
+
+bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_choice choice,
+                             uint64_t period_ns, int signal_number)
+{
+    (void)signal_number;
+    memset(plan, 0, sizeof *plan);
+    if (choice != SPROF_TIMER_CHOICE_CPUTIME) {
+        int fd = open_task_clock(period_ns, true);
+        if (fd >= 0) {
+            close(fd);
+            plan->timer_kind = SPROF_TIMER_PERF_TASK_CLOCK;
+            plan->kernel_sampled = true;
+            return true;
+        }
+        int kernel_error = -fd;
+        fd = open_task_clock(period_ns, false);
+        if (fd >= 0) {
+            close(fd);
+            plan->timer_kind = SPROF_TIMER_PERF_TASK_CLOCK;
+            plan->kernel_sampled = false;
+            snprintf(plan->notice, sizeof plan->notice,
+                     "time in system calls is not sampled: perf_event may not count the kernel "
+                     "(%s; perf_event_paranoid is above 1 and CAP_PERFMON is missing); "
+                     "SPROF_TIMER=cputime samples it at the kernel tick's rate",
+                     strerror(kernel_error));
+            return true;
+        }
+        if (choice == SPROF_TIMER_CHOICE_PERF) {
+            snprintf(plan->notice, sizeof plan->notice, "perf_event_open refused (%s)",
+                     strerror(-fd));
+            return false;
+        }
+        snprintf(plan->notice, sizeof plan->notice,
+                 "perf_event_open refused (%s): sampling with CPU-time timers, which fire at "
+                 "most once per kernel tick; skipped ticks are weighted in",
+                 strerror(-fd));
+    }
+    plan->timer_kind = SPROF_TIMER_THREAD_CPUTIME;
+    plan->kernel_sampled = true;
+    return true;
+}
+
+int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
+                    uint64_t period_ns, int signal_number)
+{
+    t->perf_fd = -1;
+    t->has_timer = false;
+    if (plan->timer_kind == SPROF_TIMER_PERF_TASK_CLOCK)
+        return arm_perf(t, period_ns, plan->kernel_sampled, signal_number);
+    return arm_cputime(t, period_ns, signal_number);
+}
+
+void sprof_timer_disarm(struct sprof_thread *t)
+{
+    /* Clear the field first, so a signal arriving meanwhile is ignored and
+     * no read() reaches a descriptor number that another thread reuses. */
+    int fd = t->perf_fd;
+    t->perf_fd = -1;
+    bool has_timer = t->has_timer;
+    t->has_timer = false;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (fd >= 0) {
+        ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+        close(fd);
+    }
+    if (has_timer)
+        timer_delete(t->timer);
+}
+
+void sprof_timer_stop_remote(struct sprof_thread *t)
+{
+    if (t->perf_fd >= 0)
+        ioctl(t->perf_fd, PERF_EVENT_IOC_DISABLE, 0);
+    if (t->has_timer)
+        timer_delete(t->timer);
+}

@@ -1,0 +1,35 @@
+/* Per-thread sampling timers: a perf_event task-clock counter that signals
+ * its own thread, or a CPU-time POSIX timer as the fallback.
+ * Not async-signal-safe; called at thread start and end, and at exit. */
+#ifndef SPROF_SAMPLING_TIMER_H
+#define SPROF_SAMPLING_TIMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "settings.h"
+#include "thread_state.h"
+
+struct sprof_timer_plan {
+    int timer_kind;       /* enum sprof_timer_kind */
+    bool kernel_sampled;  /* perf counts kernel time too (privileged) */
+    char notice[256];     /* why the plan differs from the best one, or "" */
+};
+
+/* Decides how threads will be sampled, by trying the options on the calling
+ * thread. Returns false if no timer can be had at all (why in notice). */
+bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_choice choice,
+                             uint64_t period_ns, int signal_number);
+
+/* Arms the calling thread's timer per the plan. Returns 0 or an errno. */
+int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
+                    uint64_t period_ns, int signal_number);
+
+/* Stops the calling thread's own timer and releases it. */
+void sprof_timer_disarm(struct sprof_thread *t);
+
+/* Stops another thread's timer without releasing its descriptor, which
+ * that thread's handler may be reading at this moment. */
+void sprof_timer_stop_remote(struct sprof_thread *t);
+
+#endif
