@@ -27,6 +27,7 @@ static const char usage_text[] =
     "  -n, --limit N       print at most N functions (default: all)\n"
     "  -f, --format FMT    table (default) or csv\n"
     "  -t, --threads       per-thread view instead of per-function\n"
+    "      --summary       the run's figures only (samples, CPU, wall, memory)\n"
     "      --no-children   do not merge the traces of processes the run started\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
@@ -109,12 +110,13 @@ static bool load_with_children(struct profile *profile, const char *path, bool c
 int main(int argc, char **argv)
 {
     struct report_options options = {.sort = SORT_CUMULATIVE};
-    bool csv = false, threads = false, children = true;
-    enum { OPT_NO_CHILDREN = 256 };
+    bool csv = false, threads = false, children = true, summary = false;
+    enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY };
     static const struct option long_options[] = {
         {"sort", required_argument, NULL, 's'},   {"limit", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'}, {"threads", no_argument, NULL, 't'},
         {"no-children", no_argument, NULL, OPT_NO_CHILDREN},
+        {"summary", no_argument, NULL, OPT_SUMMARY},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     opterr = 0;
@@ -144,6 +146,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             threads = true;
+            break;
+        case OPT_SUMMARY:
+            summary = true;
             break;
         case OPT_NO_CHILDREN:
             children = false;
@@ -176,7 +181,9 @@ int main(int argc, char **argv)
         profile_free(&profile);
         return EXIT_BAD_TRACE;
     }
-    if (threads) {
+    if (summary) {
+        print_summary(stdout, &profile, csv);
+    } else if (threads) {
         if (csv)
             print_threads_csv(stdout, &profile);
         else

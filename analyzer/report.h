@@ -2,6 +2,7 @@
 #ifndef SPROF_REPORT_H
 #define SPROF_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -31,6 +32,20 @@ void print_table(FILE *out, const struct profile *profile, const struct function
                  size_t count, const struct report_options *options);
 void print_csv(FILE *out, const struct profile *profile, const struct function_stats *stats,
                size_t count, const struct report_options *options);
+/* Figures of the whole run, over every process loaded. */
+struct run_totals {
+    size_t summarized, unsummarized; /* processes with and without a SUMMARY */
+    size_t threads;                  /* threads with samples */
+    uint64_t user_ns, system_ns, wall_ns, max_rss_kb, lost, truncated;
+    uint64_t unsampled_system_ns;    /* system time of processes that could not sample it */
+    uint64_t summarized_weight_ns;   /* sampled time in processes with a SUMMARY */
+};
+void compute_run_totals(const struct profile *profile, struct run_totals *totals);
+const char *timer_description(const struct process_info *process);
+/* key,value rows of the run's figures, for scripts (or aligned text). */
+void print_summary(FILE *out, const struct profile *profile, bool csv);
+/* Indexes of profile->threads ordered by pid, then tid (malloc'd). */
+size_t *threads_in_order(const struct profile *profile);
 void print_threads_table(FILE *out, const struct profile *profile);
 void print_threads_csv(FILE *out, const struct profile *profile);
 

@@ -1,6 +1,7 @@
 /* CSV output (RFC 4180): a header row, then one row per function or
  * thread. Scripts rely on the column names. */
 #include <inttypes.h>
+#include <stdlib.h>
 
 #include "report.h"
 
@@ -45,9 +46,12 @@ void print_csv(FILE *out, const struct profile *p, const struct function_stats *
 
 void print_threads_csv(FILE *out, const struct profile *p)
 {
+    size_t *order = threads_in_order(p);
+    if (!order)
+        return;
     fputs("pid,tid,name,samples,sampled_seconds,share_percent,cpu_seconds\n", out);
     for (size_t i = 0; i < p->thread_count; i++) {
-        const struct thread_info *t = &p->threads[i];
+        const struct thread_info *t = &p->threads[order[i]];
         fprintf(out, "%u,%u,", p->processes[t->process].pid, t->tid);
         put_field(out, sprof_string_table_get(&p->strings, t->name));
         fprintf(out, ",%" PRIu64 ",%.6f,%.4f,", t->samples, (double)t->weight_ns / 1e9,
@@ -56,4 +60,5 @@ void print_threads_csv(FILE *out, const struct profile *p)
             fprintf(out, "%.6f", (double)t->cpu_ns / 1e9);
         fputc('\n', out);
     }
+    free(order);
 }

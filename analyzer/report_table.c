@@ -1,6 +1,7 @@
 /* The text report: a header that says how much of the run the samples
  * account for, then a pstats-like table. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "report.h"
@@ -33,7 +34,7 @@ void put_sanitized(FILE *out, const char *text, int width, int precision)
         fputc(' ', out);
 }
 
-static const char *timer_description(const struct process_info *pr)
+const char *timer_description(const struct process_info *pr)
 {
     if (pr->timer_kind == SPROF_TIMER_PERF_TASK_CLOCK)
         return pr->flags & SPROF_PROCESS_KERNEL_SAMPLED ? "perf task-clock, user and system time"
@@ -43,30 +44,43 @@ static const char *timer_description(const struct process_info *pr)
     return "unknown timer";
 }
 
-static void print_header(FILE *out, const struct profile *p)
+void compute_run_totals(const struct profile *p, struct run_totals *t)
 {
-    const struct sprof_string_table *s = &p->strings;
-    uint64_t user = 0, system = 0, wall = 0, rss = 0, lost = 0, truncated = 0;
-    uint64_t unsampled_system = 0;
-    size_t summarized = 0, killed = 0;
+    memset(t, 0, sizeof *t);
     for (size_t i = 0; i < p->process_count; i++) {
         const struct process_info *pr = &p->processes[i];
         if (!pr->has_summary) {
-            killed++;
+            t->unsummarized++;
             continue;
         }
-        summarized++;
-        user += pr->user_ns;
-        system += pr->system_ns;
+        t->summarized++;
+        t->user_ns += pr->user_ns;
+        t->system_ns += pr->system_ns;
         if (!(pr->flags & SPROF_PROCESS_KERNEL_SAMPLED))
-            unsampled_system += pr->system_ns;
-        if (pr->wall_ns > wall)
-            wall = pr->wall_ns;
-        if (pr->max_rss_kb > rss)
-            rss = pr->max_rss_kb;
-        lost += pr->lost;
-        truncated += pr->truncated;
+            t->unsampled_system_ns += pr->system_ns;
+        if (pr->wall_ns > t->wall_ns)
+            t->wall_ns = pr->wall_ns;
+        if (pr->max_rss_kb > t->max_rss_kb)
+            t->max_rss_kb = pr->max_rss_kb;
+        t->lost += pr->lost;
+        t->truncated += pr->truncated;
     }
+    for (size_t i = 0; i < p->thread_count; i++) {
+        t->threads += p->threads[i].samples > 0;
+        if (p->processes[p->threads[i].process].has_summary)
+            t->summarized_weight_ns += p->threads[i].weight_ns;
+    }
+}
+
+static void print_header(FILE *out, const struct profile *p)
+{
+    const struct sprof_string_table *s = &p->strings;
+    struct run_totals totals;
+    compute_run_totals(p, &totals);
+    uint64_t user = totals.user_ns, system = totals.system_ns, wall = totals.wall_ns;
+    uint64_t rss = totals.max_rss_kb, lost = totals.lost, truncated = totals.truncated;
+    uint64_t unsampled_system = totals.unsampled_system_ns;
+    size_t summarized = totals.summarized, killed = totals.unsummarized;
     if (p->process_count == 1) {
         const struct process_info *pr = &p->processes[0];
         fprintf(out, "Program:   ");
@@ -78,9 +92,7 @@ static void print_header(FILE *out, const struct profile *p)
         fprintf(out, "  (pid %u)\n", p->processes[0].pid);
     }
     const struct process_info *first = p->process_count ? &p->processes[0] : NULL;
-    size_t threads = 0;
-    for (size_t i = 0; i < p->thread_count; i++)
-        threads += p->threads[i].samples > 0;
+    size_t threads = totals.threads;
     fprintf(out, "Samples:   %" PRIu64 " standing for %.3f s of CPU, in %zu thread%s",
             p->total_samples, seconds(p->total_weight_ns), threads, threads == 1 ? "" : "s");
     if (first)
@@ -91,14 +103,9 @@ static void print_header(FILE *out, const struct profile *p)
                      "peak RSS %.1f MB\n",
                 seconds(user + system), seconds(user), seconds(system), seconds(wall),
                 (double)rss / 1024.0);
-        uint64_t sampled = 0;
-        for (size_t i = 0; i < p->thread_count; i++) {
-            if (p->processes[p->threads[i].process].has_summary)
-                sampled += p->threads[i].weight_ns;
-        }
         fprintf(out, "Accounted: %.1f%% of the measured CPU time; %" PRIu64
                      " samples lost, %" PRIu64 " stacks truncated\n",
-                percent(sampled, user + system), lost, truncated);
+                percent(totals.summarized_weight_ns, user + system), lost, truncated);
         if (unsampled_system)
             fprintf(out, "Unsampled: %.3f s of system time (time in system calls is not "
                          "sampled here; see the note below)\n",
@@ -169,13 +176,41 @@ void print_table(FILE *out, const struct profile *p, const struct function_stats
         fprintf(out, "(no samples)\n");
 }
 
+static const struct profile *order_profile;
+
+static int compare_threads(const void *left, const void *right)
+{
+    const struct thread_info *a = &order_profile->threads[*(const size_t *)left];
+    const struct thread_info *b = &order_profile->threads[*(const size_t *)right];
+    uint32_t pa = order_profile->processes[a->process].pid;
+    uint32_t pb = order_profile->processes[b->process].pid;
+    if (pa != pb)
+        return pa < pb ? -1 : 1;
+    return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
+
+size_t *threads_in_order(const struct profile *p)
+{
+    size_t *order = malloc((p->thread_count ? p->thread_count : 1) * sizeof *order);
+    if (!order)
+        return NULL;
+    for (size_t i = 0; i < p->thread_count; i++)
+        order[i] = i;
+    order_profile = p;
+    qsort(order, p->thread_count, sizeof *order, compare_threads);
+    return order;
+}
+
 void print_threads_table(FILE *out, const struct profile *p)
 {
+    size_t *order = threads_in_order(p);
+    if (!order)
+        return;
     print_header(out, p);
     fprintf(out, "\n%8s %8s %9s %9s %7s %9s  %s\n", "pid", "tid", "samples", "sampled_s",
             "share%", "cpu_s", "name");
     for (size_t i = 0; i < p->thread_count; i++) {
-        const struct thread_info *t = &p->threads[i];
+        const struct thread_info *t = &p->threads[order[i]];
         fprintf(out, "%8u %8u %9" PRIu64 " %9.3f %6.2f%% ", p->processes[t->process].pid, t->tid,
                 t->samples, seconds(t->weight_ns), percent(t->weight_ns, p->total_weight_ns));
         if (t->cpu_ns)
@@ -185,4 +220,38 @@ void print_threads_table(FILE *out, const struct profile *p)
         put_sanitized(out, sprof_string_table_get(&p->strings, t->name), 0, 64);
         fputc('\n', out);
     }
+    free(order);
+}
+
+void print_summary(FILE *out, const struct profile *p, bool csv)
+{
+    struct run_totals t;
+    compute_run_totals(p, &t);
+    const struct process_info *first = p->process_count ? &p->processes[0] : NULL;
+    const char *format = csv ? "%s,%s\n" : "%-26s %s\n";
+    char value[64];
+    if (csv)
+        fprintf(out, "key,value\n");
+#define ROW(key, ...) (snprintf(value, sizeof value, __VA_ARGS__), fprintf(out, format, key, value))
+    ROW("processes", "%zu", p->process_count);
+    ROW("processes_without_summary", "%zu", t.unsummarized);
+    ROW("threads", "%zu", t.threads);
+    ROW("samples", "%" PRIu64, p->total_samples);
+    ROW("sampled_seconds", "%.6f", seconds(p->total_weight_ns));
+    ROW("frequency_hz", "%u", first ? first->frequency_hz : 0);
+    ROW("timer", "%s", !first ? "none"
+                       : first->timer_kind == SPROF_TIMER_PERF_TASK_CLOCK ? "perf"
+                       : first->timer_kind == SPROF_TIMER_THREAD_CPUTIME ? "cputime"
+                                                                          : "unknown");
+    ROW("kernel_sampled", "%d", first && (first->flags & SPROF_PROCESS_KERNEL_SAMPLED) ? 1 : 0);
+    ROW("user_seconds", "%.6f", seconds(t.user_ns));
+    ROW("system_seconds", "%.6f", seconds(t.system_ns));
+    ROW("cpu_seconds", "%.6f", seconds(t.user_ns + t.system_ns));
+    ROW("wall_seconds", "%.6f", seconds(t.wall_ns));
+    ROW("peak_rss_kb", "%" PRIu64, t.max_rss_kb);
+    ROW("accounted_percent", "%.3f", percent(t.summarized_weight_ns, t.user_ns + t.system_ns));
+    ROW("unsampled_system_seconds", "%.6f", seconds(t.unsampled_system_ns));
+    ROW("lost_samples", "%" PRIu64, t.lost);
+    ROW("truncated_stacks", "%" PRIu64, t.truncated);
+#undef ROW
 }

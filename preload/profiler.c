@@ -135,6 +135,7 @@ __attribute__((constructor)) static void sprof_start(void)
     sprof_sampler.signal_number = sprof.settings.signal_number;
     sprof_sampler.timer_kind = sprof.plan.timer_kind;
     sprof_sampler.period_ns = sprof.period_ns;
+    sprof_sampler.counter_weights = sprof.plan.kernel_sampled;
     sprof_sampler.max_depth = sprof.settings.max_depth;
     sprof_sampler.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (pthread_key_create(&sprof.thread_key, on_thread_key_destroyed) != 0)

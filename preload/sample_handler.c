@@ -102,7 +102,7 @@ static uint32_t capture_stack(ucontext_t *uc, uint64_t *pcs, uint32_t max_depth,
 static uint64_t sample_weight(struct sprof_thread *t, const siginfo_t *info)
 {
     uint64_t period = sprof_sampler.period_ns;
-    if (t->perf_fd >= 0) {
+    if (t->perf_fd >= 0 && sprof_sampler.counter_weights) {
         /* The counter's own reading: exact even when signals merged. */
         uint64_t count;
         if (read(t->perf_fd, &count, sizeof count) == (ssize_t)sizeof count &&
@@ -113,6 +113,8 @@ static uint64_t sample_weight(struct sprof_thread *t, const siginfo_t *info)
         }
         return period;
     }
+    if (t->perf_fd >= 0)
+        return period;
     /* CPU-time timers fire on the tick; overrun counts the periods skipped. */
     uint64_t overrun = info->si_overrun > 0 ? (uint64_t)info->si_overrun : 0;
     return period * (1 + overrun);

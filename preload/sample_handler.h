@@ -8,6 +8,7 @@
 #define SPROF_SAMPLE_HANDLER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "thread_state.h"
@@ -17,6 +18,10 @@ struct sprof_sampler_config {
     int signal_number;
     int timer_kind;          /* enum sprof_timer_kind */
     uint64_t period_ns;
+    /* Weigh perf samples by the counter's reading. Only when the kernel is
+     * counted too: a user-only counter still counts time in system calls,
+     * which would then be charged to the next user-space sample. */
+    bool counter_weights;
     uint32_t max_depth;
     int wake_fd;             /* eventfd that wakes the writer, or -1 */
     struct sigaction previous; /* the disposition we replaced */

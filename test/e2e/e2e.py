@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""End-to-end tests: real programs run under libsprof.so, their traces read
+back with sprof-analyze, and the results checked against truths known by
+construction (test/e2e/programs/*.c say what each one does).
+
+Usage: e2e.py TEST --lib libsprof.so --analyzer sprof-analyze --programs DIR
+Exit status: 0 passed, 1 failed, 77 skipped (meson's convention).
+"""
+import argparse
+import csv
+import io
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+TESTS = {}
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def test(function):
+    TESTS[function.__name__.replace("_", "-")] = function
+    return function
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+class Env:
+    def __init__(self, args, workdir):
+        self.lib = os.path.abspath(args.lib)
+        self.analyzer = os.path.abspath(args.analyzer)
+        self.programs = os.path.abspath(args.programs)
+        self.workdir = workdir
+
+    def program(self, name):
+        return os.path.join(self.programs, name)
+
+    def run(self, argv, trace="trace.bin", profile=True, extra_env=None, prefix=(),
+            timeout=120, cwd=None):
+        env = dict(os.environ)
+        for key in list(env):
+            if key.startswith("SPROF_") or key == "LD_PRELOAD":
+                del env[key]
+        if profile:
+            env["LD_PRELOAD"] = self.lib
+            env["SPROF_OUTPUT"] = os.path.join(self.workdir, trace)
+        env.update(extra_env or {})
+        return subprocess.run(list(prefix) + list(argv), env=env, capture_output=True,
+                              text=True, timeout=timeout, cwd=cwd or self.workdir)
+
+    def analyze(self, *args, expect_status=0):
+        result = subprocess.run([self.analyzer] + list(args), capture_output=True, text=True,
+                                timeout=120, cwd=self.workdir)
+        check(result.returncode == expect_status,
+              f"sprof-analyze {' '.join(args)} exited {result.returncode}, "
+              f"expected {expect_status}; stderr: {result.stderr.strip()}")
+        return result
+
+    def functions(self, trace, *extra):
+        out = self.analyze(os.path.join(self.workdir, trace), "--format", "csv", *extra).stdout
+        return {row["function"]: row for row in csv.DictReader(io.StringIO(out))}
+
+    def summary(self, trace):
+        out = self.analyze(os.path.join(self.workdir, trace), "--summary", "--format",
+                           "csv").stdout
+        return {row["key"]: row["value"] for row in csv.DictReader(io.StringIO(out))}
+
+    def threads(self, trace):
+        out = self.analyze(os.path.join(self.workdir, trace), "--threads", "--format",
+                           "csv").stdout
+        return list(csv.DictReader(io.StringIO(out)))
+
+
+def pct(rows, name, column):
+    check(name in rows, f"function {name} missing from the profile; have {sorted(rows)[:20]}")
+    return float(rows[name][column])
+
+
+def expect_share(rows, name, column, truth, tolerance=2.0):
+    got = pct(rows, name, column)
+    check(abs(got - truth) <= tolerance,
+          f"{name} {column} = {got:.2f}%, truth {truth}% +- {tolerance}")
+    print(f"  {name:16} {column:18} {got:6.2f}%  (truth {truth}%)")
+
+
+def run_ok(env, argv, **kwargs):
+    result = env.run(argv, **kwargs)
+    check(result.returncode == 0,
+          f"{argv} exited {result.returncode}; stderr: {result.stderr.strip()}")
+    return result
+
+
+def check_completeness(env, trace, limit=0.05):
+    s = env.summary(trace)
+    sampled = float(s["sampled_seconds"])
+    measured = float(s["cpu_seconds"])
+    if s["kernel_sampled"] == "0":
+        # Time in system calls cannot be sampled here; it is reported apart.
+        measured -= float(s["unsampled_system_seconds"])
+    check(measured > 0.5, f"measured CPU {measured:.3f} s is too short to judge")
+    error = abs(sampled - measured) / measured
+    print(f"  completeness: sampled {sampled:.3f} s of {measured:.3f} s measured "
+          f"({100 * sampled / measured:.1f}%)")
+    check(error <= limit, f"samples stand for {sampled:.3f} s but {measured:.3f} s of CPU was "
+                          f"measured: off by {100 * error:.1f}% (limit {100 * limit:.0f}%)")
+    return s
+
+
+def check_split(env, trace, extra_env=None):
+    run_ok(env, [env.program("split")], trace=trace, extra_env=extra_env)
+    rows = env.functions(trace)
+    expect_share(rows, "leaf_a", "self_percent", 60)
+    expect_share(rows, "leaf_b", "self_percent", 30)
+    expect_share(rows, "leaf_c", "self_percent", 10)
+    expect_share(rows, "common_caller", "cumulative_percent", 90)
+    expect_share(rows, "main", "cumulative_percent", 100, tolerance=0.5)
+    return rows
+
+
+@test
+def split(env):
+    """Three leaves at 60/30/10, two under one caller: shares within 2 points."""
+    check_split(env, "split.bin")
+    check_completeness(env, "split.bin")
+
+
+@test
+def split_cputime(env):
+    """The CPU-time-timer fallback, forced: shares and completeness still hold."""
+    check_split(env, "split_cputime.bin", {"SPROF_TIMER": "cputime"})
+    s = check_completeness(env, "split_cputime.bin")
+    check(s["timer"] == "cputime", f"timer is {s['timer']}, expected cputime")
+    # The tick caps the signal rate; the overrun weights make up the rest.
+    rate = int(s["samples"]) / float(s["sampled_seconds"])
+    print(f"  signals per CPU second: {rate:.0f} (tick-capped), weights per sample "
+          f"{1000 / rate:.2f} ms")
+
+
+@test
+def threads(env):
+    """Four threads with work 1:2:3:4: each thread's share within 2 points."""
+    run_ok(env, [env.program("threads")], trace="threads.bin", extra_env={"SPROF_FREQ": "1000"})
+    rows = {t["name"]: t for t in env.threads("threads.bin")}
+    for share in range(1, 5):
+        name = f"worker-{share}"
+        check(name in rows, f"thread {name} missing; have {sorted(rows)}")
+        got = float(rows[name]["share_percent"])
+        print(f"  {name}: {got:.2f}% (truth {10 * share}%)")
+        check(abs(got - 10 * share) <= 2.0, f"{name} share {got:.2f}%, truth {10 * share}%")
+    check_completeness(env, "threads.bin")
+
+
+@test
+def recursion(env):
+    """A recursion 100 deep: cumulative time counts the function once per sample."""
+    run_ok(env, [env.program("recurse")], trace="recurse.bin")
+    rows = env.functions("recurse.bin")
+    cumulative = pct(rows, "descend", "cumulative_percent")
+    print(f"  descend cumulative {cumulative:.2f}%")
+    check(cumulative <= 100.0, f"descend cumulative {cumulative}% exceeds 100%")
+    check(cumulative >= 95.0, f"descend cumulative {cumulative}% is too low")
+    check(int(rows["descend"]["cumulative_samples"]) <= int(rows["main"]["cumulative_samples"]),
+          "descend has more cumulative samples than main")
+
+
+@test
+def system_time(env):
+    """A program half in system calls: time there is sampled where permitted,
+    and stated as unsampled where not."""
+    run_ok(env, [env.program("syscalls")], trace="syscalls.bin")
+    s = env.summary("syscalls.bin")
+    rows = env.functions("syscalls.bin")
+    system = float(s["system_seconds"]) / float(s["cpu_seconds"])
+    print(f"  measured system share {100 * system:.1f}%, kernel_sampled={s['kernel_sampled']}")
+    check(system > 0.25, f"the test program spent only {100 * system:.0f}% in the kernel")
+    if s["kernel_sampled"] == "1":
+        check_completeness(env, "syscalls.bin", limit=0.10)
+        reading = pct(rows, "read_blocks", "cumulative_percent")
+        print(f"  read_blocks cumulative {reading:.1f}%")
+        check(reading >= 100 * system - 10,
+              f"read_blocks has {reading:.1f}% but the kernel took {100 * system:.1f}%")
+    else:
+        check_unsampled_stated(env, s)
+
+
+def check_unsampled_stated(env, s):
+    unsampled = float(s["unsampled_system_seconds"])
+    check(abs(unsampled - float(s["system_seconds"])) < 1e-6 and unsampled > 0.3,
+          f"unsampled system time {unsampled} s not stated (system {s['system_seconds']} s)")
+    check_completeness(env, "syscalls.bin", limit=0.10)
+    print(f"  unsampled system time stated: {unsampled:.3f} s")
+
+
+def as_nobody():
+    """The prefix that runs a command unprivileged, or raise Skip."""
+    if os.geteuid() != 0:
+        return []  # already unprivileged
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        raise Skip("setpriv not found")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@test
+def unprivileged(env):
+    """The sampling tests once more as an unprivileged user."""
+    prefix = as_nobody()
+    # nobody cannot read a build tree under /root: copy what runs.
+    private = tempfile.mkdtemp(prefix="sprof-nobody-")
+    os.chmod(private, 0o777)
+    for name in ("split", "syscalls", "threads"):
+        shutil.copy(env.program(name), private)
+    shutil.copy(env.lib, private)
+    nobody = Env.__new__(Env)
+    nobody.__dict__.update(env.__dict__)
+    nobody.lib = os.path.join(private, os.path.basename(env.lib))
+    nobody.programs = private
+    nobody.workdir = private
+    try:
+        result = nobody.run([nobody.program("split")], trace="split.bin", prefix=prefix)
+        check(result.returncode == 0, f"split as nobody failed: {result.stderr}")
+        rows = nobody.functions("split.bin")
+        expect_share(rows, "leaf_a", "self_percent", 60)
+        expect_share(rows, "leaf_b", "self_percent", 30)
+        expect_share(rows, "leaf_c", "self_percent", 10)
+        expect_share(rows, "common_caller", "cumulative_percent", 90)
+        check_completeness(nobody, "split.bin")
+        result = nobody.run([nobody.program("syscalls")], trace="syscalls.bin", prefix=prefix)
+        check(result.returncode == 0, f"syscalls as nobody failed: {result.stderr}")
+        s = nobody.summary("syscalls.bin")
+        if s["kernel_sampled"] == "0":
+            check_unsampled_stated(nobody, s)
+            out = nobody.analyze(os.path.join(private, "syscalls.bin")).stdout
+            check("Unsampled:" in out and "not sampled" in out,
+                  "the table header does not say that system time went unsampled")
+        else:
+            print("  (this machine lets unprivileged users sample the kernel)")
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+@test
+def sigkill(env):
+    """A program killed with SIGKILL leaves a trace that reads, and names its
+    functions though it never reached exit (symbolized by the analyzer)."""
+    for symbolize in ("1", "0"):
+        trace = f"killed{symbolize}.bin"
+        env_vars = dict(os.environ)
+        env_vars.update(LD_PRELOAD=env.lib, SPROF_OUTPUT=os.path.join(env.workdir, trace),
+                        SPROF_SYMBOLIZE=symbolize)
+        process = subprocess.Popen([env.program("spin")], env=env_vars, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            line = process.stdout.readline()
+            check(line.strip() == "ready", f"spin printed {line!r}")
+            time.sleep(0.5)
+        finally:
+            process.kill()
+            process.wait()
+        check(process.returncode == -signal.SIGKILL, f"spin ended with {process.returncode}")
+        rows = env.functions(trace)
+        top = max(rows.values(), key=lambda r: float(r["self_percent"]))
+        print(f"  SPROF_SYMBOLIZE={symbolize}: {top['self_samples']} samples in "
+              f"{top['function']}")
+        check(top["function"] == "spin_forever", f"top function is {top['function']}")
+        check(int(top["self_samples"]) > 300, f"only {top['self_samples']} samples kept")
+        s = env.summary(trace)
+        check(s["processes_without_summary"] == "1", "a killed run should have no summary")
+
+
+@test
+def host_unchanged(env):
+    """The program's output and exit status are unchanged; the preload prints
+    one line on stderr at most, and none with SPROF_QUIET=1."""
+    plain = env.run([env.program("split"), "50"], profile=False)
+    profiled = env.run([env.program("split"), "50"], trace="host.bin")
+    check(plain.stdout == profiled.stdout, "stdout differs under the profiler")
+    check(plain.returncode == profiled.returncode == 0, "exit status differs")
+    lines = profiled.stderr.splitlines()
+    check(len(lines) == 1 and lines[0].startswith("sprof: ") and "host.bin" in lines[0],
+          f"expected one sprof line on stderr, got {profiled.stderr!r}")
+    quiet = env.run([env.program("split"), "50"], trace="quiet.bin", extra_env={"SPROF_QUIET": "1"})
+    check(quiet.stderr == "", f"SPROF_QUIET=1 still printed {quiet.stderr!r}")
+    check(os.path.exists(os.path.join(env.workdir, "quiet.bin")), "quiet run wrote no trace")
+    # Exit statuses pass through.
+    for status in (0, 3, 42):
+        result = env.run(["sh", "-c", f"exit {status}"], trace="status.bin",
+                         extra_env={"SPROF_QUIET": "1"})
+        check(result.returncode == status, f"exit {status} became {result.returncode}")
+
+
+@test
+def bad_settings(env):
+    """A bad setting gets one clear line on stderr and its default; the
+    program still runs and is profiled."""
+    result = env.run([env.program("split"), "300"], trace="bad.bin",
+                     extra_env={"SPROF_FREQ": "fast", "SPROF_DEPTH": "-3", "SPROF_TIMER": "x"})
+    check(result.returncode == 0, f"the program failed: {result.stderr}")
+    lines = result.stderr.splitlines()
+    check(len(lines) == 1, f"expected exactly one line on stderr, got {lines}")
+    for name in ("SPROF_FREQ", "SPROF_DEPTH", "SPROF_TIMER"):
+        check(name in lines[0], f"{name} not named in {lines[0]!r}")
+    s = env.summary("bad.bin")
+    check(s["frequency_hz"] == "999", f"frequency {s['frequency_hz']} is not the default")
+    check(int(s["samples"]) > 100, "no samples with bad settings")
+    # Settings that are good take effect.
+    run_ok(env, [env.program("split"), "300"], trace="f200.bin", extra_env={"SPROF_FREQ": "200"})
+    s = env.summary("f200.bin")
+    rate = int(s["samples"]) / float(s["sampled_seconds"])
+    check(s["frequency_hz"] == "200" and 150 < rate < 250, f"SPROF_FREQ=200 gave {rate:.0f} Hz")
+
+
+@test
+def children(env):
+    """Processes started by the profiled one are profiled into their own
+    files, print nothing, and are merged by the analyzer."""
+    script = f"{env.program('split')} 100 && {env.program('split')} 100"
+    result = env.run(["sh", "-c", script], trace="family.bin")
+    check(result.returncode == 0, f"the family failed: {result.stderr}")
+    lines = result.stderr.splitlines()
+    check(len(lines) == 1, f"expected one sprof line (the first process's), got {lines}")
+    s = env.summary("family.bin")
+    check(s["processes"] == "3", f"expected 3 processes merged, got {s['processes']}")
+    rows = env.functions("family.bin")
+    check("leaf_a" in rows, "the children's functions are missing")
+    alone = env.summary("family.bin") if False else None
+    only = env.analyze(os.path.join(env.workdir, "family.bin"), "--no-children", "--summary",
+                       "--format", "csv").stdout
+    check("processes,1" in only, "--no-children still merged children")
+    quiet_children = env.run(["sh", "-c", script], trace="solo.bin",
+                             extra_env={"SPROF_CHILDREN": "0"})
+    check(quiet_children.returncode == 0, "SPROF_CHILDREN=0 broke the run")
+    s = env.summary("solo.bin")
+    check(s["processes"] == "1", f"SPROF_CHILDREN=0 still profiled children ({s['processes']})")
+
+
+@test
+def analyzer_errors(env):
+    """Bad input gets one clear line and a documented exit status."""
+    missing = env.analyze("no-such-trace.bin", expect_status=2)
+    check(len(missing.stderr.splitlines()) == 1 and "no-such-trace.bin" in missing.stderr,
+          f"missing file: {missing.stderr!r}")
+    with open(os.path.join(env.workdir, "not-a-trace.bin"), "w") as f:
+        f.write("hello, this is text\n")
+    bad = env.analyze("not-a-trace.bin", expect_status=2)
+    check("not an sprof trace" in bad.stderr, f"not a trace: {bad.stderr!r}")
+    usage = env.analyze("--sort", "bogus", "x.bin", expect_status=1)
+    check("sort" in usage.stderr, f"usage error: {usage.stderr!r}")
+    env.analyze(expect_status=1)
+    # A trace cut in the middle of a record still reads, with a warning.
+    run_ok(env, [env.program("split"), "200"], trace="whole.bin")
+    with open(os.path.join(env.workdir, "whole.bin"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(env.workdir, "cut.bin"), "wb") as f:
+        f.write(data[: len(data) * 2 // 3 + 3])
+    cut = env.analyze("cut.bin", "--format", "csv")
+    check("warning" in cut.stderr and len(cut.stderr.splitlines()) == 1,
+          f"cut trace: {cut.stderr!r}")
+    check("leaf_a" in cut.stdout or "split+0x" in cut.stdout, "cut trace lost its samples")
+    # The version is checked.
+    with open(os.path.join(env.workdir, "future.bin"), "wb") as f:
+        f.write(data[:8] + bytes([99, 0, 0, 0]) + data[12:])
+    future = env.analyze("future.bin", expect_status=2)
+    check("version 99" in future.stderr, f"future version: {future.stderr!r}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("test", choices=sorted(TESTS))
+    parser.add_argument("--lib", required=True)
+    parser.add_argument("--analyzer", required=True)
+    parser.add_argument("--programs", required=True)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix=f"sprof-{args.test}-")
+    env = Env(args, workdir)
+    try:
+        TESTS[args.test](env)
+    except Skip as skip:
+        print(f"SKIP: {skip}")
+        return SKIP
+    except Failure as failure:
+        print(f"FAIL: {failure}")
+        print(f"(files kept in {workdir})")
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    print("PASS")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
