@@ -1,4 +1,5 @@
-/* At exit, names every address the trace's stacks hold, so the trace can be
+/* At exit, names every address the trace's stacks hold (read back from the
+ * trace itself, since the threads' stack tables are bounded), so the trace can be
  * read anywhere. Uses libdw through common/symbolize.c, the same code the
  * analyzer uses for traces that hold no symbols. NOT async-signal-safe. */
 #include <dlfcn.h>
@@ -6,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "module_list.h"
 #include "profiler.h"
+#include "sample_handler.h"
 #include "sprof/trace_format.h"
 #include "string_table.h"
 #include "symbolize.h"
+#include "trace_codec.h"
+#include "trace_reader.h"
 
 #define MAX_INLINE_FRAMES 64
 
@@ -59,13 +64,56 @@ static void write_symbol(struct symbol_writer *w, uint64_t address, uint32_t mod
     sprof_encoder_end_record(w->enc);
 }
 
-void sprof_symbolize_addresses(const struct sprof_stack_table *stacks,
-                               const struct sprof_module_list *modules,
-                               struct sprof_encoder *enc)
+/* Every address of every STACK record in the trace at path. */
+static bool collect_addresses(const char *path, struct sprof_map *addresses)
 {
-    struct sprof_symbolizer *symbolizer = sprof_symbolizer_new(false);
-    if (!symbolizer)
+    struct sprof_reader reader;
+    if (sprof_reader_open(&reader, path) != 0) {
+        sprof_reader_close(&reader);
+        return false;
+    }
+    struct sprof_record record;
+    while (sprof_reader_next(&reader, &record) == SPROF_READ_RECORD) {
+        if (record.type != SPROF_REC_STACK)
+            continue;
+        struct sprof_decoder dec;
+        sprof_decoder_init(&dec, record.payload, record.size);
+        sprof_decoder_u32(&dec);
+        uint16_t depth = sprof_decoder_u16(&dec);
+        sprof_decoder_u16(&dec);
+        for (uint16_t i = 0; i < depth && dec.ok; i++) {
+            uint64_t address = sprof_decoder_u64(&dec);
+            if (dec.ok)
+                sprof_map_put(addresses, address, 1);
+        }
+    }
+    sprof_reader_close(&reader);
+    return true;
+}
+
+static void append_when_large(struct sprof_encoder *enc, bool force)
+{
+    if (enc->size > 0 && (force || enc->size > 256 * 1024)) {
+        if (!enc->failed)
+            sprof_trace_append(enc->data, enc->size);
+        enc->size = 0;
+        enc->failed = false;
+    }
+}
+
+void sprof_symbolize_trace(const char *path, const struct sprof_module_list *modules)
+{
+    struct sprof_map addresses;
+    sprof_map_init(&addresses);
+    if (!collect_addresses(path, &addresses) || addresses.count == 0) {
+        sprof_map_free(&addresses);
         return;
+    }
+    struct sprof_symbolizer *symbolizer = sprof_symbolizer_new(false);
+    if (!symbolizer) {
+        sprof_map_free(&addresses);
+        return;
+    }
     for (size_t i = 0; i < modules->count; i++) {
         const struct sprof_module *m = &modules->modules[i];
         if (!m->has_file)
@@ -80,17 +128,15 @@ void sprof_symbolize_addresses(const struct sprof_stack_table *stacks,
         sprof_symbolizer_add_module(symbolizer, &desc, why, sizeof why);
     }
 
-    struct symbol_writer w = {.enc = enc};
+    struct sprof_encoder enc;
+    sprof_encoder_init(&enc);
+    struct symbol_writer w = {.enc = &enc};
     sprof_string_table_init(&w.strings);
-    struct sprof_map done;
-    sprof_map_init(&done);
     struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
-    for (size_t i = 0; i < stacks->addresses_used; i++) {
-        uint64_t address = stacks->addresses[i];
-        uint32_t ignored;
-        if (sprof_map_get(&done, address, &ignored))
+    for (size_t i = 0; i < addresses.capacity; i++) {
+        if (!addresses.slots[i].used)
             continue;
-        sprof_map_put(&done, address, 1);
+        uint64_t address = addresses.slots[i].key;
         const struct sprof_module *m = sprof_module_list_find(modules, address);
         uint16_t flags = 0;
         int count = 0;
@@ -110,8 +156,11 @@ void sprof_symbolize_addresses(const struct sprof_stack_table *stacks,
             }
         }
         write_symbol(&w, address, m ? m->id : SPROF_MODULE_NONE, frames, count, flags);
+        append_when_large(&enc, false);
     }
-    sprof_map_free(&done);
+    append_when_large(&enc, true);
+    sprof_encoder_free(&enc);
     sprof_string_table_free(&w.strings);
     sprof_symbolizer_free(symbolizer);
+    sprof_map_free(&addresses);
 }

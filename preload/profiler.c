@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,8 +16,12 @@
 #include "sample_handler.h"
 
 /* Tells the processes a run starts that they are children of it, and where
- * the run's trace is: "<run id>:<trace path>". */
+ * the run's trace is: "<run id>:<first process's pid>:<trace path>". */
 #define RUN_VARIABLE "SPROF_RUN"
+
+/* How long a thread's samples may wait in its buffer before being written;
+ * bounds what a SIGKILL loses. */
+#define SPROF_FLUSH_INTERVAL_NS (100u * 1000u * 1000u)
 
 struct sprof_profiler sprof;
 
@@ -29,18 +32,45 @@ uint64_t sprof_monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* At most one line on the program's stderr, ever. */
+/* At most one line on the program's stderr, ever. Async-signal-safe: no
+ * stdio, so it may run from _exit in a signal handler. */
 static void print_line(const char *text)
 {
-    if (sprof.stderr_line_printed || !sprof.root)
+    if (sprof.stderr_line_printed || !sprof.prints_line)
         return;
     sprof.stderr_line_printed = true;
-    char line[sizeof sprof.trace_path + 1400];
-    int n = snprintf(line, sizeof line, "sprof: %s\n", text);
-    if (n > (int)sizeof line - 1)
-        n = (int)sizeof line - 1, line[n - 1] = '\n';
-    ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
+    char line[sizeof sprof_sampler.trace_path + 1400];
+    size_t n = 0;
+    for (const char *part = "sprof: "; *part && n < sizeof line - 1; part++)
+        line[n++] = *part;
+    for (; *text && n < sizeof line - 1; text++)
+        line[n++] = *text;
+    line[n++] = '\n';
+    ssize_t ignored = write(STDERR_FILENO, line, n);
     (void)ignored;
+}
+
+/* Appends a decimal number to text; async-signal-safe, unlike snprintf. */
+static size_t append_decimal(char *text, size_t at, size_t size, uint64_t value, int min_digits)
+{
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value || count < min_digits);
+    while (count > 0 && at < size - 1)
+        text[at++] = digits[--count];
+    text[at] = '\0';
+    return at;
+}
+
+static size_t append_text(char *text, size_t at, size_t size, const char *part)
+{
+    while (*part && at < size - 1)
+        text[at++] = *part++;
+    text[at] = '\0';
+    return at;
 }
 
 static uint64_t new_run_id(void)
@@ -51,8 +81,9 @@ static uint64_t new_run_id(void)
     return id ? id : 1;
 }
 
-/* Reads SPROF_RUN: sets run id and root trace path when we are a child. */
-static bool inherited_run(uint64_t *run_id, const char **root_path)
+/* Reads SPROF_RUN ("<run id>:<root pid>:<trace path>"), set by the run's
+ * first process; false when we are that first process. */
+static bool inherited_run(uint64_t *run_id, int *root_pid, const char **root_path)
 {
     const char *value = getenv(RUN_VARIABLE);
     if (!value)
@@ -60,9 +91,13 @@ static bool inherited_run(uint64_t *run_id, const char **root_path)
     char *end;
     errno = 0;
     unsigned long long id = strtoull(value, &end, 16);
-    if (errno || end == value || *end != ':' || end[1] != '/')
+    if (errno || end == value || *end != ':')
+        return false;
+    long pid = strtol(end + 1, &end, 10);
+    if (errno || *end != ':' || end[1] != '/' || pid <= 0)
         return false;
     *run_id = id;
+    *root_pid = (int)pid;
     *root_path = end + 1;
     return true;
 }
@@ -76,20 +111,12 @@ static void on_fork_prepare(void);
 static void on_fork_parent(void);
 static void on_fork_child(void);
 
-static bool open_trace_and_start(void)
+static bool open_trace(const char *path)
 {
-    int error = sprof_writer_open(sprof.trace_path, sprof.settings.warnings);
+    int error = sprof_trace_open(path, sprof.settings.warnings);
     if (error) {
         char text[4400];
-        snprintf(text, sizeof text, "cannot write trace %s (%s); not profiling",
-                 sprof.trace_path, strerror(error));
-        print_line(text);
-        return false;
-    }
-    error = sprof_writer_start();
-    if (error) {
-        char text[256];
-        snprintf(text, sizeof text, "cannot start the writer thread (%s); not profiling",
+        snprintf(text, sizeof text, "cannot write trace %s (%s); not profiling", path,
                  strerror(error));
         print_line(text);
         return false;
@@ -103,9 +130,13 @@ __attribute__((constructor)) static void sprof_start(void)
     if (getauxval(AT_SECURE))
         return;
     uint64_t run_id = 0;
+    int root_pid = 0;
     const char *root_path = NULL;
-    bool child = inherited_run(&run_id, &root_path);
+    bool child = inherited_run(&run_id, &root_pid, &root_path);
+    /* A first process that exec'd another program is still the first: it
+     * prints the run's line (into a trace of its own: trace.bin is taken). */
     sprof.root = !child;
+    sprof.prints_line = !child || root_pid == getpid();
 
     char cwd[4096];
     const char *base = getcwd(cwd, sizeof cwd) ? cwd : NULL;
@@ -113,15 +144,17 @@ __attribute__((constructor)) static void sprof_start(void)
     if (child && !sprof.settings.children)
         return;
     sprof.start_monotonic_ns = sprof_monotonic_ns();
+    sprof.pid = getpid();
     sprof.period_ns = 1000000000u / sprof.settings.frequency_hz;
+    char path[sizeof sprof_sampler.trace_path];
     if (child) {
         sprof.run_id = run_id;
-        snprintf(sprof.trace_path, sizeof sprof.trace_path, "%s.%d", root_path, (int)getpid());
+        snprintf(path, sizeof path, "%.4096s.%d", root_path, (int)getpid());
     } else {
         sprof.run_id = new_run_id();
-        snprintf(sprof.trace_path, sizeof sprof.trace_path, "%s", sprof.settings.output);
+        snprintf(path, sizeof path, "%s", sprof.settings.output);
         char value[4300];
-        snprintf(value, sizeof value, "%016" PRIx64 ":%s", sprof.run_id, sprof.trace_path);
+        snprintf(value, sizeof value, "%016" PRIx64 ":%d:%s", sprof.run_id, (int)getpid(), path);
         setenv(RUN_VARIABLE, value, 1);
     }
 
@@ -137,7 +170,7 @@ __attribute__((constructor)) static void sprof_start(void)
     sprof_sampler.period_ns = sprof.period_ns;
     sprof_sampler.counter_weights = sprof.plan.kernel_sampled;
     sprof_sampler.max_depth = sprof.settings.max_depth;
-    sprof_sampler.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    sprof_sampler.flush_interval_ns = SPROF_FLUSH_INTERVAL_NS;
     if (pthread_key_create(&sprof.thread_key, on_thread_key_destroyed) != 0)
         return;
     int error = sprof_sampler_install();
@@ -148,7 +181,7 @@ __attribute__((constructor)) static void sprof_start(void)
         print_line(text);
         return;
     }
-    if (!open_trace_and_start())
+    if (!open_trace(path))
         return;
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
     atomic_store(&sprof.active, true);
@@ -156,42 +189,65 @@ __attribute__((constructor)) static void sprof_start(void)
 
     if (sprof.settings.warnings[0]) {
         /* Said now, while it can still help; this is then the one line. */
-        char text[sizeof sprof.settings.warnings + sizeof sprof.trace_path + 16];
-        snprintf(text, sizeof text, "%s; trace: %s", sprof.settings.warnings, sprof.trace_path);
+        char text[sizeof sprof.settings.warnings + sizeof sprof_sampler.trace_path + 16];
+        snprintf(text, sizeof text, "%s; trace: %s", sprof.settings.warnings,
+                 sprof_sampler.trace_path);
         print_line(text);
     }
 }
 
-__attribute__((destructor)) static void sprof_stop(void)
+bool sprof_in_profiled_process(void)
 {
-    if (!atomic_exchange(&sprof.active, false))
+    return getpid() == sprof.pid;
+}
+
+void sprof_stop(bool quick)
+{
+    if (!sprof_in_profiled_process() || !atomic_exchange(&sprof.active, false))
         return;
-    uint64_t weight_ns = 0;
-    uint64_t samples = sprof_writer_finish(&weight_ns);
-    if (!sprof.settings.quiet) {
-        char text[4400];
-        snprintf(text, sizeof text, "%" PRIu64 " samples (%.3f s of CPU) written to %s", samples,
-                 (double)weight_ns / 1e9, sprof.trace_path);
-        print_line(text);
-    }
+    char path[sizeof sprof_sampler.trace_path];
+    memcpy(path, sprof_sampler.trace_path, sizeof path);
+    if (quick)
+        sprof_trace_finish_quick();
+    else
+        sprof_trace_finish();
+    if (sprof.settings.quiet)
+        return;
+    char text[sizeof path + 200];
+    uint64_t ms = atomic_load(&sprof_total_weight_ns) / 1000000u;
+    size_t n = append_decimal(text, 0, sizeof text, atomic_load(&sprof_total_samples), 1);
+    n = append_text(text, n, sizeof text, " samples (");
+    n = append_decimal(text, n, sizeof text, ms / 1000, 1);
+    n = append_text(text, n, sizeof text, ".");
+    n = append_decimal(text, n, sizeof text, ms % 1000, 3);
+    n = append_text(text, n, sizeof text, " s of CPU) written to ");
+    n = append_text(text, n, sizeof text, path);
+    if (atomic_load(&sprof_write_failures))
+        append_text(text, n, sizeof text, " (some writes failed: the trace is incomplete)");
+    print_line(text);
+}
+
+__attribute__((destructor)) static void sprof_at_exit(void)
+{
+    sprof_stop(false);
 }
 
 static void on_fork_prepare(void)
 {
-    if (atomic_load(&sprof.active))
-        sprof_writer_before_fork();
+    sprof_trace_before_fork();
 }
 
 static void on_fork_parent(void)
 {
-    if (atomic_load(&sprof.active))
-        sprof_writer_after_fork_parent();
+    sprof_trace_after_fork_parent();
 }
 
 static void on_fork_child(void)
 {
-    if (!atomic_load(&sprof.active))
+    if (!atomic_load(&sprof.active)) {
+        sprof_trace_after_fork_parent();
         return;
+    }
     /* The inherited perf descriptor is the parent thread's counter: close
      * our copy only (disabling it would stop the parent's sampling). POSIX
      * timers are not inherited at all. */
@@ -203,38 +259,33 @@ static void on_fork_child(void)
         self->perf_fd = -1;
         self->has_timer = false;
     }
-    sprof_writer_after_fork_child();
-    if (sprof_sampler.wake_fd >= 0) {
-        close(sprof_sampler.wake_fd);
-        sprof_sampler.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    }
+    sprof_trace_after_fork_child();
+    sprof.pid = getpid();
     sprof.root = false;
+    sprof.prints_line = false;
     if (!sprof.settings.children) {
         atomic_store(&sprof.active, false);
         return;
     }
-    const char *root_path = NULL;
+    char path[sizeof sprof_sampler.trace_path];
     uint64_t run_id;
-    if (!inherited_run(&run_id, &root_path))
-        root_path = sprof.trace_path;
-    char path[sizeof sprof.trace_path];
-    snprintf(path, sizeof path, "%s", root_path);
-    if (snprintf(sprof.trace_path, sizeof sprof.trace_path, "%.4096s.%d", path, (int)getpid()) < 0)
+    int root_pid;
+    const char *root_path = NULL;
+    if (!inherited_run(&run_id, &root_pid, &root_path)) {
+        atomic_store(&sprof.active, false);
         return;
+    }
+    snprintf(path, sizeof path, "%.4096s.%d", root_path, (int)getpid());
     sprof.start_monotonic_ns = sprof_monotonic_ns();
-    if (!open_trace_and_start()) {
+    if (!open_trace(path)) {
         atomic_store(&sprof.active, false);
         return;
     }
     if (self) {
-        /* Start this thread afresh: its ring held the parent's samples. */
-        atomic_store(&self->head, 0);
-        atomic_store(&self->tail, 0);
         atomic_store(&self->samples, 0);
         atomic_store(&self->weight_ns, 0);
-        atomic_store(&self->lost, 0);
-        atomic_store(&self->truncated, 0);
         self->tid = gettid();
+        self->last_count = 0;
         if (sprof_timer_arm(self, &sprof.plan, sprof.period_ns, sprof.settings.signal_number) == 0)
             sprof_current_thread = self;
     }

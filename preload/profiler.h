@@ -1,5 +1,6 @@
-/* Process-wide profiler state and the pieces that share it.
- * Nothing here is async-signal-safe; the handler sees only sample_handler.h. */
+/* Process-wide profiler state and the normal-context pieces that share it.
+ * Nothing declared here is async-signal-safe; the handler's side is in
+ * sample_handler.h. */
 #ifndef SPROF_PROFILER_H
 #define SPROF_PROFILER_H
 
@@ -8,66 +9,85 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "module_list.h"
 #include "sampling_timer.h"
 #include "settings.h"
-#include "stack_table.h"
 #include "thread_state.h"
-#include "trace_codec.h"
 
 #define SPROF_EXPORT __attribute__((visibility("default")))
 
 struct sprof_profiler {
     _Atomic bool active;      /* sampling and writing; false once stopped */
-    bool root;                /* the first process of the run */
+    bool root;                /* the run's first process (its trace is the one named) */
+    bool prints_line;         /* prints the run's one stderr line */
     struct sprof_settings settings;
     struct sprof_timer_plan plan;
     uint64_t period_ns;
     uint64_t run_id;
-    char trace_path[4200];
     uint64_t start_monotonic_ns;
     pthread_key_t thread_key; /* its destructor ends a thread's sampling */
     bool stderr_line_printed; /* at most one line per process, ever */
+    pid_t pid;                /* this process; differs in a vfork child */
 };
 extern struct sprof_profiler sprof;
 
-/* Thread registry (thread_registry.c). The lock guards the list only. */
-extern pthread_mutex_t sprof_registry_lock;
-extern struct sprof_thread *sprof_registry;
+uint64_t sprof_monotonic_ns(void);
+/* Ends profiling at exit (the destructor) or at _exit (quick: async-signal-
+ * safe, no symbols). Only in the process itself, never in a vfork child
+ * that shares its memory. */
+void sprof_stop(bool quick);
+/* Whether the calling process is the one profiled (not a vfork child). */
+bool sprof_in_profiled_process(void);
+
+/* Threads (thread_registry.c). */
 /* Starts sampling the calling thread. Returns its state or NULL. */
 struct sprof_thread *sprof_thread_begin(void);
-/* Stops sampling the calling thread and hands its state to the writer. */
+/* Stops sampling the calling thread and writes out its samples. */
 void sprof_thread_end(struct sprof_thread *t);
+/* Takes t->busy for normal code, waiting (boundedly) for its handler. */
+void sprof_thread_acquire(struct sprof_thread *t);
+void sprof_thread_release(struct sprof_thread *t);
+/* A thread's name from /proc (works for other threads, too). */
+void sprof_thread_read_name(pid_t tid, char name[16]);
+/* The CPU time a thread of this process has used, by tid; 0 if unknown. */
+uint64_t sprof_thread_cpu_ns(pid_t tid);
+/* After fork, in the child: forget every thread but the calling one. */
+void sprof_threads_after_fork_child(void);
+/* What pthread_create passes to sprof_start_sampled_thread (malloc'd). */
+struct sprof_start_info {
+    void *(*start)(void *);
+    void *arg;
+};
+void *sprof_start_sampled_thread(void *start_info);
 /* The real pthread_create, found with dlsym(RTLD_NEXT). */
 int sprof_real_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                               void *(*start)(void *), void *arg);
-/* After fork, in the child: forget every thread but the calling one. */
-void sprof_registry_after_fork_child(void);
-/* The CPU time a thread of this process has used, by tid; 0 if unknown. */
-uint64_t sprof_thread_cpu_ns(pid_t tid);
 
-/* Trace writer (trace_writer.c). */
+/* The trace file (trace_file.c). */
 /* Creates the trace file and writes its header, PROCESS record and
  * modules. Returns 0 or an errno value. */
-int sprof_writer_open(const char *path, const char *settings_warnings);
-/* Starts the writer thread, which flushes samples every few tens of ms. */
-int sprof_writer_start(void);
-/* Stops sampling everywhere, stops the writer thread, writes the last
- * samples, the threads, the summary and the symbols, and closes the trace.
- * Returns the number of samples written. */
-uint64_t sprof_writer_finish(uint64_t *weight_ns);
-/* fork handlers. */
-void sprof_writer_before_fork(void);
-void sprof_writer_after_fork_parent(void);
-/* In the child: drops the parent's pending data and closes its trace. */
-void sprof_writer_after_fork_child(void);
+int sprof_trace_open(const char *path, const char *settings_warnings);
+/* Records objects loaded since the last call. Cheap when there are none. */
+void sprof_trace_update_modules(void);
+/* Stops sampling everywhere; writes the last samples, the threads, the
+ * summary and the symbols; closes the trace. */
+void sprof_trace_finish(void);
+/* The same, async-signal-safe, without symbols (the analyzer names the
+ * addresses from the recorded modules): for _exit, which programs call
+ * from signal handlers. */
+void sprof_trace_finish_quick(void);
+/* Around exec: stop the timers and write everything out; resume if exec
+ * failed. */
+void sprof_trace_before_exec(void);
+void sprof_trace_after_failed_exec(void);
+void sprof_trace_before_fork(void);
+void sprof_trace_after_fork_parent(void);
+/* In the child: forgets the parent's trace. */
+void sprof_trace_after_fork_child(void);
 
-/* Exit-time symbolization (exit_symbolize.c): appends STRING and SYMBOL
- * records for every address in stacks. */
-void sprof_symbolize_addresses(const struct sprof_stack_table *stacks,
-                               const struct sprof_module_list *modules,
-                               struct sprof_encoder *enc);
-
-uint64_t sprof_monotonic_ns(void);
+/* Exit-time symbolization (exit_symbolize.c): reads the addresses of every
+ * stack back from the trace file at path, names them, and appends STRING
+ * and SYMBOL records through sprof_trace_append. */
+struct sprof_module_list;
+void sprof_symbolize_trace(const char *path, const struct sprof_module_list *modules);
 
 #endif

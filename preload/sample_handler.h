@@ -1,19 +1,23 @@
-/* The sampling signal handler and what it may touch.
+/* The sampling signal handler and the per-thread sample buffers.
  *
- * Everything in sample_handler.c runs inside a signal handler and is
- * ASYNC-SIGNAL-SAFE; see the header comment there for the rules. The
- * functions declared here are marked with the context they may be called
- * from. */
+ * Everything in sample_handler.c is ASYNC-SIGNAL-SAFE (see the rules at the
+ * top of that file), so the functions declared here may be called from the
+ * handler and from normal code alike, except where marked "not signal-safe".
+ */
 #ifndef SPROF_SAMPLE_HANDLER_H
 #define SPROF_SAMPLE_HANDLER_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "thread_state.h"
 
-/* Set before the handler is installed, read-only afterwards. */
+/* Set before the handler is installed; read-only afterwards, but for the
+ * trace descriptor, which the handler may replace when the program closed it. */
 struct sprof_sampler_config {
     int signal_number;
     int timer_kind;          /* enum sprof_timer_kind */
@@ -23,22 +27,57 @@ struct sprof_sampler_config {
      * which would then be charged to the next user-space sample. */
     bool counter_weights;
     uint32_t max_depth;
-    int wake_fd;             /* eventfd that wakes the writer, or -1 */
+    uint64_t flush_interval_ns;
     struct sigaction previous; /* the disposition we replaced */
+
+    _Atomic int trace_fd;    /* -1 when not writing */
+    dev_t trace_dev;         /* identity of the trace file, to notice when */
+    ino_t trace_ino;         /* the program closed or replaced our descriptor */
+    char trace_path[4200];
 };
 extern struct sprof_sampler_config sprof_sampler;
+
+/* All thread states ever created (never unlinked), newest first. */
+extern struct sprof_thread *_Atomic sprof_threads;
+extern _Atomic uint32_t sprof_next_stack_id;
+/* Process-wide counts. */
+extern _Atomic uint64_t sprof_lost_samples;      /* state busy, or output failed */
+extern _Atomic uint64_t sprof_truncated_stacks;
+extern _Atomic uint64_t sprof_total_samples;
+extern _Atomic uint64_t sprof_total_weight_ns;
+extern _Atomic uint64_t sprof_write_failures;    /* records that could not be written */
+
+/* The handler. */
+void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context);
+
+/* Writes out t's pending samples and records. The caller owns t->busy. */
+void sprof_thread_flush(struct sprof_thread *t);
+/* Empties t's stack table and buffers (its data is dropped, not written).
+ * The caller owns t->busy. */
+void sprof_thread_reset_buffers(struct sprof_thread *t);
+/* Appends t's THREAD record to its buffer and writes it out. The caller
+ * owns t->busy. */
+void sprof_thread_write_record(struct sprof_thread *t, uint64_t cpu_ns, const char *name);
+/* Appends whole records to the trace with one write. Returns false if
+ * they could not be written. */
+bool sprof_trace_append(const void *bytes, size_t size);
+
+/* The figures of a SUMMARY record that the counters above do not hold. */
+struct sprof_summary_values {
+    uint64_t wall_ns, user_ns, system_ns, max_rss_kb;
+    uint32_t threads;
+};
+/* Appends a SUMMARY record (with the process-wide counts) or an END record. */
+bool sprof_trace_append_summary(const struct sprof_summary_values *values);
+bool sprof_trace_append_end(void);
 
 /* Installs the handler for sprof_sampler.signal_number. Not signal-safe;
  * call once at start-up. Returns 0 or an errno value. */
 int sprof_sampler_install(void);
-
 /* Takes one throw-away sample through a real signal frame, so libunwind's
  * one-time set-up and caches are done before timers are armed. Call from
  * the thread itself, with t already its sprof_current_thread. Not
  * signal-safe. */
 void sprof_sampler_warm_up(struct sprof_thread *t);
-
-/* The handler. Async-signal-safe. */
-void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context);
 
 #endif

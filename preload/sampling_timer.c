@@ -150,10 +150,27 @@ void sprof_timer_disarm(struct sprof_thread *t)
         timer_delete(t->timer);
 }
 
+static void set_cputime_timer(timer_t timer, uint64_t period_ns)
+{
+    struct itimerspec spec;
+    spec.it_interval.tv_sec = (time_t)(period_ns / 1000000000u);
+    spec.it_interval.tv_nsec = (long)(period_ns % 1000000000u);
+    spec.it_value = spec.it_interval;
+    timer_settime(timer, 0, &spec, NULL);
+}
+
 void sprof_timer_stop_remote(struct sprof_thread *t)
 {
     if (t->perf_fd >= 0)
         ioctl(t->perf_fd, PERF_EVENT_IOC_DISABLE, 0);
     if (t->has_timer)
-        timer_delete(t->timer);
+        set_cputime_timer(t->timer, 0);
+}
+
+void sprof_timer_resume_remote(struct sprof_thread *t, uint64_t period_ns)
+{
+    if (t->perf_fd >= 0)
+        ioctl(t->perf_fd, PERF_EVENT_IOC_ENABLE, 0);
+    if (t->has_timer)
+        set_cputime_timer(t->timer, period_ns);
 }

@@ -28,8 +28,10 @@ int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
 /* Stops the calling thread's own timer and releases it. */
 void sprof_timer_disarm(struct sprof_thread *t);
 
-/* Stops another thread's timer without releasing its descriptor, which
- * that thread's handler may be reading at this moment. */
+/* Stops (pauses) a thread's timer from any thread, without releasing its
+ * descriptor, which that thread's handler may be reading at this moment. */
 void sprof_timer_stop_remote(struct sprof_thread *t);
+/* Restarts a timer stopped by sprof_timer_stop_remote. */
+void sprof_timer_resume_remote(struct sprof_thread *t, uint64_t period_ns);
 
 #endif

@@ -115,7 +115,6 @@ void sprof_settings_read(struct sprof_settings *s, const char *output_base)
     s->max_depth = SPROF_DEFAULT_DEPTH;
     s->symbolize = true;
     s->signal_number = SIGPROF;
-    s->buffer_kb = SPROF_DEFAULT_BUFFER_KB;
     s->children = true;
     read_output(s, output_base);
     read_number(s, "SPROF_FREQ", 1, SPROF_MAX_FREQUENCY, &s->frequency_hz);
@@ -124,6 +123,5 @@ void sprof_settings_read(struct sprof_settings *s, const char *output_base)
     read_number(s, "SPROF_DEPTH", 1, 1000, &s->max_depth);
     read_bool(s, "SPROF_SYMBOLIZE", &s->symbolize);
     read_signal(s);
-    read_number(s, "SPROF_BUFFER_KB", 16, 65536, &s->buffer_kb);
     read_bool(s, "SPROF_CHILDREN", &s->children);
 }

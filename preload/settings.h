@@ -20,7 +20,6 @@ struct sprof_settings {
     uint32_t max_depth;         /* SPROF_DEPTH */
     bool symbolize;             /* SPROF_SYMBOLIZE */
     int signal_number;          /* SPROF_SIGNAL */
-    uint32_t buffer_kb;         /* SPROF_BUFFER_KB, per thread */
     bool children;              /* SPROF_CHILDREN */
     char warnings[1024];        /* bad values, for one line on stderr */
 };
@@ -28,7 +27,6 @@ struct sprof_settings {
 #define SPROF_DEFAULT_FREQUENCY 999u
 #define SPROF_MAX_FREQUENCY 20000u
 #define SPROF_DEFAULT_DEPTH 256u
-#define SPROF_DEFAULT_BUFFER_KB 128u
 
 /* Fills settings from the environment. A bad value keeps the default and is
  * described in settings->warnings. output_base is the directory a relative

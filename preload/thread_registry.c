@@ -3,6 +3,9 @@
  * pthread key's destructor notices the thread's end, however it ends
  * (return or pthread_exit). NOT async-signal-safe. */
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -15,8 +18,11 @@
 
 __thread struct sprof_thread *sprof_current_thread __attribute__((tls_model("initial-exec")));
 
-pthread_mutex_t sprof_registry_lock = PTHREAD_MUTEX_INITIALIZER;
-struct sprof_thread *sprof_registry;
+/* Buffer sizes per thread: a table of up to 512 distinct stacks holding up
+ * to 16384 addresses between resets, and 32 KB of records between writes. */
+#define SLOT_COUNT 1024u
+#define ARENA_WORDS 16384u
+#define OUT_BYTES (32u * 1024u)
 
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
@@ -43,103 +49,155 @@ uint64_t sprof_thread_cpu_ns(pid_t tid)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void free_thread(struct sprof_thread *t)
+static struct sprof_thread *new_state(void)
 {
-    if (t->ring)
-        munmap(t->ring, t->ring_words * sizeof *t->ring);
-    free(t);
+    size_t slots = SLOT_COUNT * sizeof(struct sprof_stack_slot);
+    size_t arena = ARENA_WORDS * sizeof(uint64_t);
+    size_t pending = SLOT_COUNT * sizeof(uint32_t);
+    size_t size = sizeof(struct sprof_thread) + slots + arena + pending + OUT_BYTES;
+    /* mmap, not malloc: pages are touched only as they are used. */
+    uint8_t *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    struct sprof_thread *t = (struct sprof_thread *)base;
+    uint8_t *at = base + sizeof *t;
+    at += (16 - (uintptr_t)at % 16) % 16;
+    t->mapping = base;
+    t->mapping_size = size;
+    t->slots = (struct sprof_stack_slot *)at;
+    t->slot_count = SLOT_COUNT;
+    t->arena = (uint64_t *)(at + slots);
+    t->arena_words = ARENA_WORDS;
+    t->pending = (uint32_t *)(at + slots + arena);
+    t->out = at + slots + arena + pending;
+    t->out_size = OUT_BYTES - 16;
+    t->perf_fd = -1;
+    return t;
+}
+
+/* A free state to reuse, or a new one pushed on the list. */
+static struct sprof_thread *claim_state(void)
+{
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        int free_state = SPROF_STATE_FREE;
+        if (atomic_load(&t->state) == SPROF_STATE_FREE &&
+            atomic_compare_exchange_strong(&t->state, &free_state, SPROF_STATE_ACTIVE))
+            return t;
+    }
+    struct sprof_thread *t = new_state();
+    if (!t)
+        return NULL;
+    atomic_store(&t->state, SPROF_STATE_ACTIVE);
+    struct sprof_thread *head = atomic_load(&sprof_threads);
+    do
+        t->next = head;
+    while (!atomic_compare_exchange_weak(&sprof_threads, &head, t));
+    return t;
+}
+
+void sprof_thread_acquire(struct sprof_thread *t)
+{
+    /* A handler or flusher holds it for microseconds; bound the wait anyway
+     * (a thread stopped in a debugger must not hang the program's exit). */
+    for (int tries = 0; tries < 100000; tries++) {
+        int idle = SPROF_IDLE;
+        if (atomic_compare_exchange_weak(&t->busy, &idle, SPROF_BUSY_FLUSHER))
+            return;
+        if (tries > 100)
+            sched_yield();
+    }
+}
+
+void sprof_thread_release(struct sprof_thread *t)
+{
+    atomic_store_explicit(&t->busy, SPROF_IDLE, memory_order_release);
+}
+
+static void reset_state(struct sprof_thread *t)
+{
+    sprof_thread_reset_buffers(t);
+    t->tid = gettid();
+    t->perf_fd = -1;
+    t->has_timer = false;
+    t->last_count = 0;
+    t->warming_up = false;
+    atomic_store(&t->samples, 0);
+    atomic_store(&t->weight_ns, 0);
+    t->last_flush_ns = sprof_monotonic_ns();
 }
 
 struct sprof_thread *sprof_thread_begin(void)
 {
     if (!atomic_load(&sprof.active) || sprof_current_thread)
         return sprof_current_thread;
-    struct sprof_thread *t = calloc(1, sizeof *t);
+    struct sprof_thread *t = claim_state();
     if (!t)
         return NULL;
-    t->tid = gettid();
-    t->perf_fd = -1;
-    size_t bytes = (size_t)sprof.settings.buffer_kb * 1024;
-    size_t words = 1;
-    while (words * 2 * sizeof(uint64_t) <= bytes)
-        words *= 2;
-    t->ring = mmap(NULL, words * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (t->ring == MAP_FAILED) {
-        free(t);
-        return NULL;
-    }
-    t->ring_words = words;
-
+    sprof_thread_acquire(t);
+    reset_state(t);
+    sprof_thread_release(t);
     sprof_current_thread = t;
     sprof_sampler_warm_up(t);
     if (sprof_timer_arm(t, &sprof.plan, sprof.period_ns, sprof.settings.signal_number) != 0) {
         sprof_current_thread = NULL;
-        free_thread(t);
+        atomic_store(&t->state, SPROF_STATE_FREE);
         return NULL;
     }
-    pthread_mutex_lock(&sprof_registry_lock);
-    t->next = sprof_registry;
-    sprof_registry = t;
-    pthread_mutex_unlock(&sprof_registry_lock);
     pthread_setspecific(sprof.thread_key, t);
     return t;
 }
 
+void sprof_thread_read_name(pid_t tid, char name[16])
+{
+    char path[64];
+    name[0] = '\0';
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, name, 15);
+    name[n > 0 ? n : 0] = '\0';
+    name[strcspn(name, "\n")] = '\0';
+    close(fd);
+}
+
 void sprof_thread_end(struct sprof_thread *t)
 {
-    if (!t)
+    if (!t || atomic_load(&t->state) != SPROF_STATE_ACTIVE)
         return;
     /* From here the handler ignores this thread's signals. */
     sprof_current_thread = NULL;
     atomic_signal_fence(memory_order_seq_cst);
     sprof_timer_disarm(t);
-    t->cpu_ns = sprof_thread_cpu_ns(t->tid);
-    prctl(PR_GET_NAME, t->name, 0, 0, 0);
-    atomic_store_explicit(&t->phase, SPROF_THREAD_EXITED, memory_order_release);
+    char name[16];
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    name[15] = '\0';
+    sprof_thread_acquire(t);
+    if (atomic_load(&sprof.active)) {
+        sprof_thread_flush(t);
+        sprof_thread_write_record(t, sprof_thread_cpu_ns(t->tid), name);
+    }
+    sprof_thread_release(t);
+    atomic_store(&t->state, SPROF_STATE_FREE);
 }
 
-void sprof_registry_after_fork_child(void)
+void sprof_threads_after_fork_child(void)
 {
     struct sprof_thread *self = sprof_current_thread;
-    struct sprof_thread *t = sprof_registry;
-    while (t) {
-        struct sprof_thread *next = t->next;
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        /* The parent writes out its own threads' samples. */
+        atomic_store(&t->busy, SPROF_IDLE);
+        sprof_thread_reset_buffers(t);
         if (t != self)
-            free_thread(t);
-        t = next;
+            atomic_store(&t->state, SPROF_STATE_FREE);
     }
-    sprof_registry = self;
-    if (self)
-        self->next = NULL;
-    pthread_mutex_init(&sprof_registry_lock, NULL);
 }
 
-struct start_info {
-    void *(*start)(void *);
-    void *arg;
-};
-
-static void *start_sampled_thread(void *data)
+/* Runs a new thread's start routine with sampling on (interposed.c). */
+void *sprof_start_sampled_thread(void *data)
 {
-    struct start_info info = *(struct start_info *)data;
+    struct sprof_start_info info = *(struct sprof_start_info *)data;
     free(data);
     sprof_thread_begin();
     return info.start(info.arg);
-}
-
-SPROF_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
-                                void *(*start)(void *), void *arg)
-{
-    struct start_info *info = NULL;
-    if (atomic_load(&sprof.active))
-        info = malloc(sizeof *info);
-    if (!info)
-        return sprof_real_pthread_create(thread, attr, start, arg);
-    info->start = start;
-    info->arg = arg;
-    int error = sprof_real_pthread_create(thread, attr, start_sampled_thread, info);
-    if (error)
-        free(info);
-    return error;
 }

@@ -1,54 +1,68 @@
-/* Per-thread profiler state and its sample ring.
+/* Per-thread profiler state.
  *
- * Ownership: a thread's state is created by the thread itself when it
- * starts (thread_registry.c), written by its signal handler (producer) and
- * drained by the writer thread (consumer). When the thread ends it stops its
- * timer, clears sprof_current_thread and marks the state EXITED; from then
- * on only the writer touches it, and frees it once drained. */
+ * There is no profiler thread: a profiled program keeps exactly its own
+ * threads (a helper thread changes what setxid, per-thread capabilities and
+ * fork warnings see). Each thread's signal handler deduplicates its stacks,
+ * batches its samples and appends them to the trace itself.
+ *
+ * Ownership: states live in a lock-free list and are never unmapped; a
+ * thread claims a FREE state when it starts and frees it when it ends. The
+ * `busy` flag serializes the state's users: its own handler (1) and a
+ * flusher from another thread or from exit (2). Whoever sets it from 0 may
+ * touch the buffers; nobody waits for it inside a signal handler. */
 #ifndef SPROF_THREAD_STATE_H
 #define SPROF_THREAD_STATE_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <signal.h>
 #include <sys/types.h>
 #include <time.h>
 
-enum sprof_thread_phase {
-    SPROF_THREAD_RUNNING = 0,
-    SPROF_THREAD_EXITED = 1, /* handed to the writer: drain, record, free */
+enum sprof_slot_state { SPROF_STATE_FREE = 0, SPROF_STATE_ACTIVE = 1 };
+enum sprof_busy { SPROF_IDLE = 0, SPROF_BUSY_HANDLER = 1, SPROF_BUSY_FLUSHER = 2 };
+
+/* One deduplicated stack of this thread, with its samples not yet written. */
+struct sprof_stack_slot {
+    uint64_t hash;            /* 0 marks an empty slot */
+    uint32_t stack_id;        /* global, from sprof_next_stack_id */
+    uint32_t offset;          /* of its addresses in the arena */
+    uint16_t depth;
+    uint16_t flags;
+    uint32_t pending_samples;
+    uint64_t pending_weight_ns;
 };
 
-/* A ring entry is [header][weight_ns][address * depth], in 64-bit words.
- * header = depth | flags << 16 | SPROF_RING_MAGIC << 32. */
-#define SPROF_RING_MAGIC 0x5350u
-
 struct sprof_thread {
-    struct sprof_thread *next; /* registry list, under the registry lock */
+    struct sprof_thread *next; /* the list only grows */
+    _Atomic int state;         /* enum sprof_slot_state */
+    _Atomic int busy;          /* enum sprof_busy */
+
     pid_t tid;
-    int perf_fd;          /* -1 when not using perf_event */
-    bool has_timer;       /* timer_create timer in use */
+    int perf_fd;               /* -1 when not using perf_event */
+    bool has_timer;            /* timer_create timer in use */
     timer_t timer;
-    uint64_t last_count;  /* perf counter at the previous sample (handler) */
-    bool warming_up;      /* the next signal is the warm-up, not a sample */
-    volatile sig_atomic_t in_handler; /* re-entry guard */
+    uint64_t last_count;       /* perf counter at the previous sample */
+    bool warming_up;           /* the next signal is the warm-up, not a sample */
 
-    uint64_t *ring;       /* ring_words 64-bit words, a power of two */
-    uint64_t ring_words;
-    _Atomic uint64_t head; /* words produced; only the handler stores it */
-    _Atomic uint64_t tail; /* words consumed; only the writer stores it */
-    _Atomic int kicked;    /* the writer was woken for this thread */
+    /* Buffers, one mapping, sized at creation; guarded by busy. */
+    struct sprof_stack_slot *slots;
+    uint32_t slot_count;       /* a power of two */
+    uint32_t slots_used;
+    uint64_t *arena;           /* addresses of the stacks in slots */
+    uint32_t arena_words, arena_used;
+    uint32_t *pending;         /* indexes of slots with pending samples */
+    uint32_t pending_count;
+    uint8_t *out;              /* whole records not yet written */
+    uint32_t out_size, out_used;
+    uint64_t last_flush_ns;
+    void *mapping;
+    size_t mapping_size;
 
-    /* Counters the handler updates and the writer reads. */
+    /* This thread's counts, for its THREAD record. */
     _Atomic uint64_t samples;
     _Atomic uint64_t weight_ns;
-    _Atomic uint64_t lost;
-    _Atomic uint64_t truncated;
-
-    _Atomic int phase;     /* enum sprof_thread_phase */
-    uint64_t cpu_ns;       /* measured CPU when the thread ended */
-    char name[16];
 };
 
 /* This thread's state, or NULL when it is not sampled. initial-exec TLS so

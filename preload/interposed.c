@@ -1,0 +1,209 @@
+/* The libc functions libsprof.so interposes, all in one place. Each calls
+ * the real function and adds only what profiling needs. NOT
+ * async-signal-safe. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "profiler.h"
+
+/* Every thread is sampled from its first instruction, with no call from
+ * the program. */
+SPROF_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+                                void *(*start)(void *), void *arg)
+{
+    struct sprof_start_info *info = NULL;
+    if (atomic_load(&sprof.active))
+        info = malloc(sizeof *info);
+    if (!info)
+        return sprof_real_pthread_create(thread, attr, start, arg);
+    info->start = start;
+    info->arg = arg;
+    int error = sprof_real_pthread_create(thread, attr, sprof_start_sampled_thread, info);
+    if (error)
+        free(info);
+    return error;
+}
+
+typedef void *(*dlopen_fn)(const char *, int);
+
+/* Loaded objects are recorded at once, so their functions can be named
+ * even after a dlclose or a kill. */
+SPROF_EXPORT void *dlopen(const char *file, int mode)
+{
+    static _Atomic(dlopen_fn) real;
+    dlopen_fn fn = atomic_load_explicit(&real, memory_order_acquire);
+    if (!fn) {
+        fn = (dlopen_fn)dlsym(RTLD_NEXT, "dlopen");
+        atomic_store_explicit(&real, fn, memory_order_release);
+    }
+    void *handle = fn(file, mode);
+    if (handle)
+        sprof_trace_update_modules();
+    return handle;
+}
+
+/* exec: a sampling signal still pending when the new program starts would
+ * kill it (the new image has no handler yet), so the timers are stopped and
+ * the samples written out first; if exec fails, sampling resumes. */
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*execv_fn)(const char *, char *const[]);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
+
+static void *real_function(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+#define CALL_REAL(type, name, ...)                             \
+    do {                                                       \
+        type fn_ = (type)real_function(name);                  \
+        if (!fn_) {                                            \
+            errno = ENOSYS;                                    \
+            return -1;                                         \
+        }                                                      \
+        /* A vfork child shares our memory but not our timers. */ \
+        bool own_ = sprof_in_profiled_process();               \
+        if (own_)                                              \
+            sprof_trace_before_exec();                         \
+        int result_ = fn_(__VA_ARGS__);                        \
+        int error_ = errno;                                    \
+        if (own_)                                              \
+            sprof_trace_after_failed_exec();                   \
+        errno = error_;                                        \
+        return result_;                                        \
+    } while (0)
+
+SPROF_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    CALL_REAL(execve_fn, "execve", path, argv, envp);
+}
+
+SPROF_EXPORT int execv(const char *path, char *const argv[])
+{
+    CALL_REAL(execv_fn, "execv", path, argv);
+}
+
+SPROF_EXPORT int execvp(const char *file, char *const argv[])
+{
+    CALL_REAL(execv_fn, "execvp", file, argv);
+}
+
+SPROF_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    CALL_REAL(execve_fn, "execvpe", file, argv, envp);
+}
+
+SPROF_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    CALL_REAL(fexecve_fn, "fexecve", fd, argv, envp);
+}
+
+SPROF_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                          int flags)
+{
+    CALL_REAL(execveat_fn, "execveat", dirfd, path, argv, envp, flags);
+}
+
+/* execl, execlp, execle: collect the arguments, then go through the
+ * interposed execve/execvp above. */
+static char **collect_arguments(const char *first, va_list *args, char ***envp)
+{
+    size_t count = 1, capacity = 16;
+    char **argv = malloc(capacity * sizeof *argv);
+    if (!argv)
+        return NULL;
+    argv[0] = (char *)first;
+    for (;;) {
+        char *next = first ? va_arg(*args, char *) : NULL;
+        if (count == capacity) {
+            char **bigger = realloc(argv, 2 * capacity * sizeof *argv);
+            if (!bigger) {
+                free(argv);
+                return NULL;
+            }
+            argv = bigger;
+            capacity *= 2;
+        }
+        argv[count++] = next;
+        if (!next)
+            break;
+    }
+    if (envp)
+        *envp = va_arg(*args, char **);
+    return argv;
+}
+
+SPROF_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list args;
+    va_start(args, arg);
+    char **argv = collect_arguments(arg, &args, NULL);
+    va_end(args);
+    if (!argv) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int result = execve(path, argv, environ);
+    free(argv);
+    return result;
+}
+
+SPROF_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list args;
+    va_start(args, arg);
+    char **argv = collect_arguments(arg, &args, NULL);
+    va_end(args);
+    if (!argv) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int result = execvp(file, argv);
+    free(argv);
+    return result;
+}
+
+SPROF_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    va_list args;
+    va_start(args, arg);
+    char **envp = NULL;
+    char **argv = collect_arguments(arg, &args, &envp);
+    va_end(args);
+    if (!argv) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int result = execve(path, argv, envp);
+    free(argv);
+    return result;
+}
+
+typedef void (*exit_fn)(int);
+
+/* _exit and _Exit skip destructors: write the samples out first. Programs
+ * call them from signal handlers and in vfork children, so this path is
+ * async-signal-safe and does nothing in a vfork child. */
+SPROF_EXPORT void _exit(int status)
+{
+    sprof_stop(true);
+    exit_fn fn = (exit_fn)real_function("_exit");
+    if (fn)
+        fn(status);
+    for (;;)
+        ;
+}
+
+SPROF_EXPORT void _Exit(int status)
+{
+    sprof_stop(true);
+    exit_fn fn = (exit_fn)real_function("_Exit");
+    if (fn)
+        fn(status);
+    for (;;)
+        ;
+}

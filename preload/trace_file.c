@@ -1,0 +1,247 @@
+/* The trace file from normal (not signal) context: its creation, the
+ * PROCESS and MODULE records, and the end of the run (THREAD, SUMMARY,
+ * symbols, END). Samples are appended by the threads' own handlers
+ * (sample_handler.c), all through one O_APPEND descriptor, one whole-record
+ * write at a time. NOT async-signal-safe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "module_list.h"
+#include "profiler.h"
+#include "sample_handler.h"
+#include "sprof/trace_format.h"
+#include "trace_codec.h"
+
+/* Guards the module list and the encoder below. */
+static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sprof_module_list modules;
+static struct sprof_encoder encoder;
+
+/* Appends what the encoder holds to the trace. Caller holds trace_lock. */
+static void append_encoded(void)
+{
+    if (encoder.size > 0 && !encoder.failed)
+        sprof_trace_append(encoder.data, encoder.size);
+    encoder.size = 0;
+    encoder.failed = false;
+}
+
+static void encode_process_record(const char *warnings)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char exe[4096] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    /* The command line, NUL-separated as the kernel keeps it. */
+    char cmdline[4096];
+    size_t cmdline_size = 0;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t got;
+        while (cmdline_size < sizeof cmdline &&
+               (got = read(fd, cmdline + cmdline_size, sizeof cmdline - cmdline_size)) > 0)
+            cmdline_size += (size_t)got;
+        close(fd);
+    }
+    while (cmdline_size > 0 && cmdline[cmdline_size - 1] == '\0')
+        cmdline_size--;
+
+    struct sprof_encoder *enc = &encoder;
+    sprof_encoder_begin_record(enc, SPROF_REC_PROCESS);
+    sprof_encoder_u32(enc, (uint32_t)getpid());
+    sprof_encoder_u32(enc, (uint32_t)getppid());
+    sprof_encoder_u64(enc, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
+    sprof_encoder_u32(enc, sprof.settings.frequency_hz);
+    sprof_encoder_u32(enc, (uint32_t)sprof.plan.timer_kind);
+    sprof_encoder_u64(enc, sprof.period_ns);
+    sprof_encoder_u32(enc, sprof.settings.max_depth);
+    sprof_encoder_u32(enc, (sprof.plan.kernel_sampled ? SPROF_PROCESS_KERNEL_SAMPLED : 0) |
+                               (sprof.root ? SPROF_PROCESS_ROOT : 0));
+    sprof_encoder_string(enc, exe);
+    sprof_encoder_u32(enc, (uint32_t)cmdline_size);
+    sprof_encoder_bytes(enc, cmdline, cmdline_size);
+    sprof_encoder_string(enc, warnings);
+    sprof_encoder_end_record(enc);
+
+    if (sprof.plan.notice[0]) {
+        sprof_encoder_begin_record(enc, SPROF_REC_NOTICE);
+        sprof_encoder_u32(enc, sprof.plan.kernel_sampled ? SPROF_NOTICE_TIMER_FALLBACK
+                                                         : SPROF_NOTICE_KERNEL_EXCLUDED);
+        sprof_encoder_string(enc, sprof.plan.notice);
+        sprof_encoder_end_record(enc);
+    }
+}
+
+int sprof_trace_open(const char *path, const char *settings_warnings)
+{
+    /* Mode 0600: a profile reveals code, paths and thread names. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int error = errno;
+        close(fd);
+        return error;
+    }
+    snprintf(sprof_sampler.trace_path, sizeof sprof_sampler.trace_path, "%s", path);
+    sprof_sampler.trace_dev = st.st_dev;
+    sprof_sampler.trace_ino = st.st_ino;
+    atomic_store(&sprof_sampler.trace_fd, fd);
+
+    pthread_mutex_lock(&trace_lock);
+    sprof_encoder_file_header(&encoder, sprof.run_id, (uint32_t)getpid());
+    encode_process_record(settings_warnings);
+    sprof_module_list_update(&modules, &encoder);
+    append_encoded();
+    pthread_mutex_unlock(&trace_lock);
+    return atomic_load(&sprof_write_failures) ? EIO : 0;
+}
+
+void sprof_trace_update_modules(void)
+{
+    if (!atomic_load(&sprof.active))
+        return;
+    pthread_mutex_lock(&trace_lock);
+    sprof_module_list_update(&modules, &encoder);
+    append_encoded();
+    pthread_mutex_unlock(&trace_lock);
+}
+
+static uint64_t timeval_ns(struct timeval tv)
+{
+    return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
+
+/* Async-signal-safe: getrusage and clock_gettime are plain system calls. */
+static void append_summary(uint32_t threads)
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    struct sprof_summary_values values = {
+        .wall_ns = sprof_monotonic_ns() - sprof.start_monotonic_ns,
+        .user_ns = timeval_ns(usage.ru_utime),
+        .system_ns = timeval_ns(usage.ru_stime),
+        .max_rss_kb = (uint64_t)usage.ru_maxrss,
+        .threads = threads,
+    };
+    sprof_trace_append_summary(&values);
+}
+
+/* Stops every timer, writes out every thread's samples and, when ending,
+ * its THREAD record. Returns the number of threads. Async-signal-safe. Other
+ * threads' perf descriptors are only disabled, not closed: their handlers
+ * may be reading them at this moment. */
+static uint32_t stop_and_write_threads(bool ending)
+{
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        if (atomic_load(&t->state) == SPROF_STATE_ACTIVE)
+            sprof_timer_stop_remote(t);
+    }
+    uint32_t threads = 0;
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        if (atomic_load(&t->state) != SPROF_STATE_ACTIVE)
+            continue;
+        char name[16];
+        if (ending)
+            sprof_thread_read_name(t->tid, name);
+        sprof_thread_acquire(t);
+        sprof_thread_flush(t);
+        if (ending) {
+            sprof_thread_write_record(t, sprof_thread_cpu_ns(t->tid), name);
+            atomic_store(&t->state, SPROF_STATE_FREE);
+        }
+        sprof_thread_release(t);
+        threads++;
+    }
+    return threads;
+}
+
+static void close_trace(void)
+{
+    int fd = atomic_exchange(&sprof_sampler.trace_fd, -1);
+    if (fd >= 0)
+        close(fd);
+}
+
+void sprof_trace_finish(void)
+{
+    sprof_current_thread = NULL;
+    uint32_t threads = stop_and_write_threads(true);
+    append_summary(threads);
+    pthread_mutex_lock(&trace_lock);
+    sprof_module_list_update(&modules, &encoder);
+    append_encoded();
+    if (sprof.settings.symbolize)
+        sprof_symbolize_trace(sprof_sampler.trace_path, &modules);
+    sprof_trace_append_end();
+    close_trace();
+    pthread_mutex_unlock(&trace_lock);
+}
+
+void sprof_trace_finish_quick(void)
+{
+    sprof_current_thread = NULL;
+    uint32_t threads = stop_and_write_threads(true);
+    append_summary(threads);
+    sprof_trace_append_end();
+    close_trace();
+}
+
+void sprof_trace_before_exec(void)
+{
+    if (!atomic_load(&sprof.active))
+        return;
+    /* A signal raised before the stop has been delivered by now (to the
+     * handler, at the ioctl's return), unless the program blocks it: then
+     * it stays pending through exec, blocked, and the new image's handler
+     * takes it for a late signal of a stopped timer. */
+    uint32_t threads = stop_and_write_threads(false);
+    append_summary(threads);
+    pthread_mutex_lock(&trace_lock);
+    sprof_module_list_update(&modules, &encoder);
+    append_encoded();
+    pthread_mutex_unlock(&trace_lock);
+}
+
+void sprof_trace_after_failed_exec(void)
+{
+    if (!atomic_load(&sprof.active))
+        return;
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        if (atomic_load(&t->state) == SPROF_STATE_ACTIVE)
+            sprof_timer_resume_remote(t, sprof.period_ns);
+    }
+}
+
+void sprof_trace_before_fork(void)
+{
+    pthread_mutex_lock(&trace_lock);
+}
+
+void sprof_trace_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&trace_lock);
+}
+
+void sprof_trace_after_fork_child(void)
+{
+    pthread_mutex_init(&trace_lock, NULL);
+    close_trace();
+    encoder.size = 0;
+    sprof_module_list_free(&modules);
+    atomic_store(&sprof_total_samples, 0);
+    atomic_store(&sprof_total_weight_ns, 0);
+    atomic_store(&sprof_lost_samples, 0);
+    atomic_store(&sprof_truncated_stacks, 0);
+    atomic_store(&sprof_write_failures, 0);
+    atomic_store(&sprof_next_stack_id, 0);
+    sprof_threads_after_fork_child();
+}

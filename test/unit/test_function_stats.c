@@ -1,0 +1,336 @@
+/* compute_function_stats on synthetic traces whose figures are known by
+ * construction. Weights are not a fixed multiple of samples, so a mix-up
+ * of the two shows. */
+#include "sprof/trace_format.h"
+#include "unit_profile.h"
+
+/* Stats of a profile built from tb, sorted by key. */
+struct loaded {
+    struct profile profile;
+    struct function_stats *stats;
+    size_t count;
+};
+
+static void load(struct loaded *l, struct trace_builder *tb, enum sort_key key)
+{
+    profile_init(&l->profile);
+    load_built(&l->profile, tb);
+    tb_free(tb);
+    l->stats = compute_function_stats(&l->profile, key, &l->count);
+    CHECK(l->stats != NULL);
+    check_invariants(&l->profile, l->stats, l->count);
+}
+
+static void unload(struct loaded *l)
+{
+    free(l->stats);
+    profile_free(&l->profile);
+}
+
+/* Checks one function's row; a failure names the row and the caller's line. */
+static void check_row_at(int line, const struct loaded *l, const char *name,
+                         uint64_t self_samples, uint64_t self_weight,
+                         uint64_t cumulative_samples, uint64_t cumulative_weight)
+{
+    const struct function_stats *s = stats_named(&l->profile, l->stats, l->count, name);
+    if (s->self_samples == self_samples && s->self_weight_ns == self_weight &&
+        s->cumulative_samples == cumulative_samples &&
+        s->cumulative_weight_ns == cumulative_weight)
+        return;
+    fprintf(stderr,
+            "%s:%d: row %s is self %llu/%llu cumulative %llu/%llu, want %llu/%llu %llu/%llu\n",
+            __FILE__, line, name, (unsigned long long)s->self_samples,
+            (unsigned long long)s->self_weight_ns, (unsigned long long)s->cumulative_samples,
+            (unsigned long long)s->cumulative_weight_ns, (unsigned long long)self_samples,
+            (unsigned long long)self_weight, (unsigned long long)cumulative_samples,
+            (unsigned long long)cumulative_weight);
+    exit(1);
+}
+#define CHECK_ROW(...) check_row_at(__LINE__, __VA_ARGS__)
+
+static void test_self_and_cumulative(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, SPROF_PROCESS_ROOT);
+    tb_stack(&tb, 1, 0, "c;b;a");
+    tb_stack(&tb, 2, 0, "b;a");
+    tb_stack(&tb, 3, 0, "d;a");
+    tb_stack(&tb, 4, 0, "unused;a"); /* never sampled */
+    tb_samples(&tb, 100, 1, 3, 310);
+    tb_samples(&tb, 100, 2, 2, 205);
+    tb_samples(&tb, 101, 3, 5, 520);
+    tb_samples(&tb, 100, 1, 1, 100); /* a later batch of the same stack */
+    tb_finish(&tb, 11, 1135);
+
+    struct loaded l;
+    load(&l, &tb, SORT_CUMULATIVE);
+    CHECK_EQ(l.profile.total_samples, 11);
+    CHECK_EQ(l.profile.total_weight_ns, 1135);
+    /* "unused" exists as a function but has no row. */
+    function_named(&l.profile, "unused");
+    CHECK_EQ(l.count, 4);
+    CHECK_ROW(&l, "a", 0, 0, 11, 1135);
+    CHECK_ROW(&l, "b", 2, 205, 6, 615);
+    CHECK_ROW(&l, "c", 4, 410, 4, 410);
+    CHECK_ROW(&l, "d", 5, 520, 5, 520);
+
+    /* The two batches of stack 1 on thread 100 are one group. */
+    CHECK_EQ(l.profile.group_count, 3);
+    CHECK_EQ(l.profile.thread_count, 2);
+    for (size_t i = 0; i < l.profile.thread_count; i++) {
+        const struct thread_info *t = &l.profile.threads[i];
+        CHECK(t->tid == 100 || t->tid == 101);
+        CHECK_EQ(t->samples, t->tid == 100 ? 6 : 5);
+        CHECK_EQ(t->weight_ns, t->tid == 100 ? 615 : 520);
+    }
+    unload(&l);
+}
+
+static void test_recursion_counts_once(void)
+{
+    /* f calls itself 30 times under main, and a and b call each other. */
+    char frames[512] = "";
+    for (int i = 0; i < 30; i++)
+        strcat(frames, "f;");
+    strcat(frames, "main");
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, frames);
+    tb_stack(&tb, 2, 0, "a;b;a;b;a;main");
+    tb_samples(&tb, 100, 1, 4, 400);
+    tb_samples(&tb, 100, 2, 3, 333);
+    tb_finish(&tb, 7, 733);
+
+    struct loaded l;
+    load(&l, &tb, SORT_CUMULATIVE);
+    CHECK_EQ(l.profile.stacks[0].depth, 31);
+    CHECK_ROW(&l, "f", 4, 400, 4, 400);
+    CHECK_ROW(&l, "a", 3, 333, 3, 333);
+    CHECK_ROW(&l, "b", 0, 0, 3, 333);
+    CHECK_ROW(&l, "main", 0, 0, 7, 733);
+    unload(&l);
+}
+
+static void test_function_in_two_stacks(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "shared;x;main");
+    tb_stack(&tb, 2, 0, "y;shared;main");
+    tb_stack(&tb, 3, 0, "z;main");
+    tb_samples(&tb, 100, 1, 7, 71);
+    tb_samples(&tb, 100, 2, 11, 113);
+    tb_samples(&tb, 200, 2, 1, 1); /* the same stack on another thread */
+    tb_samples(&tb, 100, 3, 13, 131);
+    tb_finish(&tb, 32, 316);
+
+    struct loaded l;
+    load(&l, &tb, SORT_CUMULATIVE);
+    CHECK_ROW(&l, "shared", 7, 71, 19, 185);
+    CHECK_ROW(&l, "x", 0, 0, 7, 71);
+    CHECK_ROW(&l, "y", 12, 114, 12, 114);
+    CHECK_ROW(&l, "z", 13, 131, 13, 131);
+    CHECK_ROW(&l, "main", 0, 0, 32, 316);
+    unload(&l);
+}
+
+static void test_inlined_frames(void)
+{
+    /* One address holding inner, inlined into outer, called from main. */
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "inner@util.h:12/outer@main.c:30;main@main.c:50");
+    tb_stack(&tb, 2, 0, "outer@main.c:30;main@main.c:50");
+    tb_samples(&tb, 100, 1, 5, 500);
+    tb_samples(&tb, 100, 2, 2, 200);
+    tb_finish(&tb, 7, 700);
+
+    struct loaded l;
+    load(&l, &tb, SORT_CUMULATIVE);
+    /* Two addresses in the stack, three functions: inner is the leaf. */
+    const struct logical_stack *s = &l.profile.stacks[0];
+    CHECK_EQ(s->depth, 3);
+    const uint32_t *frames = l.profile.frames + s->first_frame;
+    CHECK_EQ(frames[0], function_named(&l.profile, "inner"));
+    CHECK_EQ(frames[1], function_named(&l.profile, "outer"));
+    CHECK_EQ(frames[2], function_named(&l.profile, "main"));
+    CHECK_ROW(&l, "inner", 5, 500, 5, 500);
+    CHECK_ROW(&l, "outer", 2, 200, 7, 700);
+    CHECK_ROW(&l, "main", 0, 0, 7, 700);
+
+    /* The declaration is the location; the outer frame at the second
+     * address is the same function as the one inlined into. */
+    CHECK_STR(sprof_string_table_get(&l.profile.strings,
+                                     l.profile.functions[function_named(&l.profile, "inner")]
+                                         .location),
+              "util.h:12");
+    CHECK_EQ(l.profile.function_count, 3);
+    unload(&l);
+}
+
+/* Figures chosen so every sort key gives a different order:
+ *   function  self s/w    cumulative s/w
+ *   root      0 / 0       44 / 2450
+ *   mid       1 / 50      21 / 2050
+ *   leaf1     10 / 1000   10 / 1000   ties with leaf2 on everything
+ *   leaf2     10 / 1000   10 / 1000
+ *   gamma     3 / 300     3 / 300     ties with beta on cumulative weight
+ *   beta      0 / 0       3 / 300
+ *   zeta      20 / 100    20 / 100    most samples, little weight */
+static void build_sort_trace(struct trace_builder *tb)
+{
+    tb_init(tb, 1, 100, 0);
+    tb_stack(tb, 1, 0, "leaf2;mid;root"); /* leaf2 is made first: ties go by name */
+    tb_stack(tb, 2, 0, "leaf1;mid;root");
+    tb_stack(tb, 3, 0, "mid;root");
+    tb_stack(tb, 4, 0, "zeta;root");
+    tb_stack(tb, 5, 0, "gamma;beta;root");
+    tb_samples(tb, 100, 1, 10, 1000);
+    tb_samples(tb, 100, 2, 10, 1000);
+    tb_samples(tb, 100, 3, 1, 50);
+    tb_samples(tb, 100, 4, 20, 100);
+    tb_samples(tb, 100, 5, 3, 300);
+    tb_finish(tb, 44, 2450);
+}
+
+static void test_sort_orders(void)
+{
+    static const struct {
+        enum sort_key key;
+        const char *order;
+    } cases[] = {
+        /* Cumulative weight, then self weight (gamma before beta), then name. */
+        {SORT_CUMULATIVE, "root,mid,leaf1,leaf2,gamma,beta,zeta"},
+        /* Self weight, then cumulative weight (root before beta). */
+        {SORT_SELF, "leaf1,leaf2,gamma,zeta,mid,root,beta"},
+        /* Self samples, then cumulative samples. */
+        {SORT_SAMPLES, "zeta,leaf1,leaf2,gamma,mid,root,beta"},
+        {SORT_NAME, "beta,gamma,leaf1,leaf2,mid,root,zeta"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct trace_builder tb;
+        build_sort_trace(&tb);
+        struct loaded l;
+        load(&l, &tb, cases[i].key);
+        CHECK_EQ(l.count, 7);
+        CHECK_ROW(&l, "root", 0, 0, 44, 2450);
+        CHECK_ROW(&l, "mid", 1, 50, 21, 2050);
+        CHECK_ROW(&l, "beta", 0, 0, 3, 300);
+        check_order(&l.profile, l.stats, l.count, cases[i].order);
+        unload(&l);
+    }
+}
+
+static void test_sort_same_name(void)
+{
+    /* Two functions called "dup" (declared in different files) tie on
+     * everything; the one met first comes first, whatever the key. */
+    static const enum sort_key keys[] = {SORT_CUMULATIVE, SORT_SELF, SORT_SAMPLES, SORT_NAME};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        struct trace_builder tb;
+        tb_init(&tb, 1, 100, 0);
+        tb_stack(&tb, 1, 0, "dup@b.c:1;main");
+        tb_stack(&tb, 2, 0, "dup@a.c:1;main");
+        tb_samples(&tb, 100, 2, 5, 50);
+        tb_samples(&tb, 100, 1, 5, 50);
+        tb_finish(&tb, 10, 100);
+        struct loaded l;
+        load(&l, &tb, keys[i]);
+        CHECK_EQ(functions_named(&l.profile, "dup"), 2);
+        CHECK_EQ(l.count, 3);
+        /* main comes first only by cumulative weight. */
+        size_t first = keys[i] == SORT_CUMULATIVE ? 1 : 0;
+        check_order(&l.profile, l.stats, l.count, first ? "main,dup,dup" : "dup,dup,main");
+        CHECK(l.stats[first].function < l.stats[first + 1].function);
+        const struct function *fn = &l.profile.functions[l.stats[first].function];
+        CHECK_STR(sprof_string_table_get(&l.profile.strings, fn->location), "b.c:1");
+        unload(&l);
+    }
+}
+
+static void test_unknown_stack_ignored(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "work;main");
+    tb_samples(&tb, 100, 1, 2, 20);
+    tb_samples(&tb, 100, 77, 50, 5000); /* never defined */
+    tb_finish(&tb, 52, 5020);
+
+    struct loaded l;
+    load(&l, &tb, SORT_CUMULATIVE);
+    CHECK_EQ(l.profile.total_samples, 2);
+    CHECK_EQ(l.profile.total_weight_ns, 20);
+    CHECK_EQ(l.profile.group_count, 1);
+    CHECK_EQ(l.count, 2);
+    CHECK_ROW(&l, "work", 2, 20, 2, 20);
+    CHECK_ROW(&l, "main", 0, 0, 2, 20);
+    unload(&l);
+}
+
+static void test_truncated_stack(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, SPROF_STACK_TRUNCATED, "deep;deeper");
+    tb_stack(&tb, 2, 0, "deep;main");
+    tb_samples(&tb, 100, 1, 6, 66);
+    tb_samples(&tb, 100, 2, 1, 11);
+    tb_finish(&tb, 7, 77);
+
+    struct loaded l;
+    load(&l, &tb, SORT_CUMULATIVE);
+    const struct logical_stack *s = &l.profile.stacks[0];
+    CHECK(s->truncated);
+    CHECK(!l.profile.stacks[1].truncated);
+    CHECK_EQ(s->depth, 3);
+    /* The marker sits at the root end, where the missing frames were. */
+    uint32_t marker = function_named(&l.profile, "[truncated stack]");
+    CHECK_EQ(l.profile.frames[s->first_frame + 2], marker);
+    CHECK_EQ(l.profile.stacks[1].depth, 2);
+    CHECK_ROW(&l, "[truncated stack]", 0, 0, 6, 66);
+    CHECK_ROW(&l, "deep", 7, 77, 7, 77);
+    CHECK_ROW(&l, "deeper", 0, 0, 6, 66);
+    CHECK_ROW(&l, "main", 0, 0, 1, 11);
+    unload(&l);
+}
+
+static void test_empty_profile(void)
+{
+    struct profile profile;
+    profile_init(&profile);
+    size_t count = 99;
+    CHECK(compute_function_stats(&profile, SORT_CUMULATIVE, &count) == NULL);
+    CHECK_EQ(count, 0);
+    profile_free(&profile);
+
+    /* Stacks but no samples: functions, but no rows. */
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "idle;main");
+    tb_finish(&tb, 0, 0);
+    profile_init(&profile);
+    load_built(&profile, &tb);
+    tb_free(&tb);
+    CHECK_EQ(profile.function_count, 2);
+    count = 99;
+    free(compute_function_stats(&profile, SORT_SELF, &count));
+    CHECK_EQ(count, 0);
+    profile_free(&profile);
+}
+
+int main(void)
+{
+    static const struct unit_case cases[] = {
+        UNIT_CASE(test_self_and_cumulative),
+        UNIT_CASE(test_recursion_counts_once),
+        UNIT_CASE(test_function_in_two_stacks),
+        UNIT_CASE(test_inlined_frames),
+        UNIT_CASE(test_sort_orders),
+        UNIT_CASE(test_sort_same_name),
+        UNIT_CASE(test_unknown_stack_ignored),
+        UNIT_CASE(test_truncated_stack),
+        UNIT_CASE(test_empty_profile),
+    };
+    return unit_run(cases, sizeof cases / sizeof cases[0]);
+}

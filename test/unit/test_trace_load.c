@@ -1,0 +1,355 @@
+/* profile_load_file: what a trace's records become in the profile, traces
+ * cut short or corrupt, and several traces merged into one profile. */
+#include <errno.h>
+#include <unistd.h>
+
+#include "sprof/trace_format.h"
+#include "unit_profile.h"
+
+/* Loads the first size bytes of tb; returns what profile_load_file did. */
+static int load_prefix(struct profile *profile, struct trace_builder *tb, size_t size,
+                       char *error, char *warning)
+{
+    char path[64];
+    CHECK(size <= tb->enc.size);
+    unit_write_temp(path, tb->enc.data, size);
+    error[0] = '\0';
+    return profile_load_file(profile, path, error, 256, warning, 256);
+}
+
+static const char *text(const struct profile *profile, uint32_t id)
+{
+    return sprof_string_table_get(&profile->strings, id);
+}
+
+static void test_process_summary_threads(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 4242, SPROF_PROCESS_ROOT);
+    tb_stack(&tb, 1, 0, "work;main");
+    tb_samples(&tb, 4243, 1, 5, 50000000);
+    tb_thread(&tb, 4243, "worker", 60000000);
+    tb_notice(&tb, SPROF_NOTICE_KERNEL_EXCLUDED, "system calls are not sampled");
+    tb_notice(&tb, SPROF_NOTICE_KERNEL_EXCLUDED, "system calls are not sampled");
+    tb_notice(&tb, SPROF_NOTICE_INFO, "something else");
+    tb_finish(&tb, 5, 50000000);
+
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &tb);
+    tb_free(&tb);
+    CHECK_EQ(p.process_count, 1);
+    const struct process_info *pr = &p.processes[0];
+    CHECK(pr->has_process_record);
+    CHECK(pr->has_summary);
+    CHECK(pr->ended_cleanly);
+    CHECK(!pr->symbolized_here); /* every address had a SYMBOL record */
+    CHECK_EQ(pr->pid, 4242);
+    CHECK_EQ(pr->ppid, 1);
+    CHECK_EQ(pr->frequency_hz, 99);
+    CHECK_EQ(pr->timer_kind, SPROF_TIMER_THREAD_CPUTIME);
+    CHECK_EQ(pr->period_ns, 10101010);
+    CHECK_EQ(pr->max_depth, 128);
+    CHECK_EQ(pr->flags, SPROF_PROCESS_ROOT);
+    CHECK_STR(text(&p, pr->executable), "/usr/bin/synthetic");
+    CHECK_STR(text(&p, pr->command), "synthetic -x");
+    CHECK_STR(text(&p, pr->warnings), "");
+    CHECK_EQ(pr->wall_ns, 2000000000u);
+    CHECK_EQ(pr->user_ns, 1500000000u);
+    CHECK_EQ(pr->system_ns, 250000000u);
+    CHECK_EQ(pr->profiler_cpu_ns, 1000000u);
+    CHECK_EQ(pr->max_rss_kb, 4321);
+    CHECK_EQ(pr->summary_samples, 5);
+    CHECK_EQ(pr->summary_weight_ns, 50000000);
+    CHECK_EQ(pr->lost, 3);
+    CHECK_EQ(pr->truncated, 0);
+    CHECK_EQ(pr->summary_threads, 1);
+
+    CHECK_EQ(p.thread_count, 1);
+    CHECK_EQ(p.threads[0].process, 0);
+    CHECK_EQ(p.threads[0].tid, 4243);
+    CHECK_STR(text(&p, p.threads[0].name), "worker");
+    CHECK_EQ(p.threads[0].cpu_ns, 60000000);
+    CHECK_EQ(p.threads[0].samples, 5);
+    CHECK_EQ(p.threads[0].weight_ns, 50000000);
+
+    /* Repeated notices are kept once. */
+    CHECK_EQ(p.notice_count, 2);
+    CHECK_STR(p.notices[0], "system calls are not sampled");
+    CHECK_STR(p.notices[1], "something else");
+    profile_free(&p);
+}
+
+static void test_bare_addresses(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    /* Module paths that are not absolute are never opened with libdw, so
+     * their addresses stay unnamed whatever the machine has installed. */
+    tb_module(&tb, 3, "[vdso]", 0x10000, 0x10000, 0x11000);
+    tb_module(&tb, 4, "build/libfoo.so", 0x200000, 0x201000, 0x209000);
+    /* A SYMBOL that could not name its address: frame_count 0. */
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_SYMBOL);
+    sprof_encoder_u64(&tb.enc, 0x5678);
+    sprof_encoder_u32(&tb.enc, SPROF_MODULE_NONE);
+    sprof_encoder_u16(&tb.enc, 0);
+    sprof_encoder_u16(&tb.enc, 0);
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    tb.record_count++;
+    tb_stack(&tb, 1, 0, "0x1234;0x10034;0x201abc;0x5678;main");
+    tb_samples(&tb, 100, 1, 2, 20);
+    tb_finish(&tb, 2, 20);
+
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &tb);
+    tb_free(&tb);
+    const struct logical_stack *s = &p.stacks[0];
+    CHECK_EQ(s->depth, 5);
+    const uint32_t *frames = p.frames + s->first_frame;
+    CHECK_STR(function_name(&p, frames[0]), "0x1234");
+    CHECK_STR(function_name(&p, frames[1]), "[vdso]+0x34");
+    CHECK_STR(function_name(&p, frames[2]), "libfoo.so+0x1abc");
+    CHECK_STR(function_name(&p, frames[3]), "0x5678");
+    CHECK_STR(function_name(&p, frames[4]), "main");
+    /* An address in a module is located in it. */
+    const struct function *foo = &p.functions[frames[2]];
+    CHECK_STR(text(&p, foo->module), "build/libfoo.so");
+    CHECK_STR(text(&p, foo->location), "libfoo.so");
+    CHECK_STR(text(&p, p.functions[frames[0]].module), "");
+    profile_free(&p);
+}
+
+static void test_cut_mid_record(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "work;main");
+    tb_samples(&tb, 100, 1, 4, 40);
+    uint32_t whole = tb.record_count;
+    size_t whole_size = tb.enc.size;
+    tb_samples(&tb, 100, 1, 1000, 10000);
+    tb_finish(&tb, 1004, 10040);
+
+    /* Cut inside the second SAMPLES record: its batch is not counted. */
+    struct profile p;
+    char error[256], warning[256];
+    profile_init(&p);
+    int records = load_prefix(&p, &tb, whole_size + 8 + 12, error, warning);
+    CHECK_EQ(records, whole);
+    CHECK(warning[0] != '\0');
+    CHECK_CONTAINS(warning, "trace ends inside a record");
+    char before[64];
+    snprintf(before, sizeof before, "read the %u records before it", whole);
+    CHECK_CONTAINS(warning, before);
+    CHECK_EQ(p.process_count, 1);
+    CHECK(!p.processes[0].has_summary);
+    CHECK(!p.processes[0].ended_cleanly);
+    CHECK_EQ(p.total_samples, 4);
+    CHECK_EQ(p.total_weight_ns, 40);
+    size_t count;
+    struct function_stats *stats = compute_function_stats(&p, SORT_CUMULATIVE, &count);
+    CHECK_EQ(count, 2);
+    CHECK_EQ(stats_named(&p, stats, count, "work")->self_samples, 4);
+    free(stats);
+    profile_free(&p);
+
+    /* Cut inside the last record's header. */
+    profile_init(&p);
+    records = load_prefix(&p, &tb, tb.enc.size - 3, error, warning);
+    CHECK_EQ(records, tb.record_count - 1);
+    CHECK_CONTAINS(warning, "trace ends inside a record header");
+    CHECK(p.processes[0].has_summary);
+    CHECK(!p.processes[0].ended_cleanly);
+    CHECK_EQ(p.total_samples, 1004);
+    profile_free(&p);
+    tb_free(&tb);
+}
+
+static void test_corrupt_record_stops_reading(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "work;main");
+    tb_samples(&tb, 100, 1, 4, 40);
+    uint32_t whole = tb.record_count;
+    uint64_t offset = tb.enc.size;
+    /* A STACK claiming 5 addresses that holds 2. */
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_STACK);
+    sprof_encoder_u32(&tb.enc, 2);
+    sprof_encoder_u16(&tb.enc, 5);
+    sprof_encoder_u16(&tb.enc, 0);
+    sprof_encoder_u64(&tb.enc, 0x1000);
+    sprof_encoder_u64(&tb.enc, 0x2000);
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    tb_samples(&tb, 100, 1, 6, 60); /* after the corrupt record: not read */
+    tb_finish(&tb, 10, 100);
+
+    struct profile p;
+    char error[256], warning[256];
+    profile_init(&p);
+    int records = load_prefix(&p, &tb, tb.enc.size, error, warning);
+    tb_free(&tb);
+    CHECK_EQ(records, whole);
+    char want[128];
+    snprintf(want, sizeof want, "corrupt record of type %u at offset %llu", SPROF_REC_STACK,
+             (unsigned long long)offset);
+    CHECK_CONTAINS(warning, want);
+    CHECK_EQ(p.total_samples, 4);
+    CHECK_EQ(p.stack_count, 1);
+    profile_free(&p);
+}
+
+static void test_unknown_record_skipped(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "work;main");
+    sprof_encoder_begin_record(&tb.enc, 4000);
+    sprof_encoder_u64(&tb.enc, 0xfeedface);
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    tb.record_count++;
+    tb_samples(&tb, 100, 1, 4, 40);
+    tb_finish(&tb, 4, 40);
+
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &tb);
+    tb_free(&tb);
+    CHECK_EQ(p.total_samples, 4);
+    CHECK(p.processes[0].ended_cleanly);
+    profile_free(&p);
+}
+
+static void test_no_usable_record(void)
+{
+    struct profile p;
+    char error[256], warning[256];
+
+    /* The first record cut short, and the first record corrupt. */
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    profile_init(&p);
+    CHECK_EQ(load_prefix(&p, &tb, 32 + 4, error, warning), -1);
+    CHECK_CONTAINS(error, "no usable record");
+    CHECK_CONTAINS(error, "trace ends inside a record header");
+    CHECK_STR(warning, "");
+    CHECK_EQ(load_prefix(&p, &tb, tb.enc.size - 1, error, warning), -1);
+    CHECK_CONTAINS(error, "trace ends inside a record");
+    CHECK_EQ(p.process_count, 0); /* nothing merged */
+    tb_free(&tb);
+
+    sprof_encoder_init(&tb.enc);
+    sprof_encoder_file_header(&tb.enc, 1, 100);
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_PROCESS);
+    sprof_encoder_u32(&tb.enc, 100); /* and nothing more */
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    CHECK_EQ(load_prefix(&p, &tb, tb.enc.size, error, warning), -1);
+    CHECK_CONTAINS(error, "corrupt record of type 1");
+    CHECK_EQ(p.process_count, 0);
+    sprof_encoder_free(&tb.enc);
+
+    /* Not a trace at all. */
+    char path[64];
+    unit_write_temp(path, "hello, world\n", 13);
+    CHECK_EQ(profile_load_file(&p, path, error, sizeof error, warning, sizeof warning), -1);
+    CHECK_CONTAINS(error, "not an sprof trace");
+
+    CHECK(unlink(path) == 0);
+    CHECK_EQ(profile_load_file(&p, path, error, sizeof error, warning, sizeof warning), -1);
+    CHECK_CONTAINS(error, strerror(ENOENT));
+    CHECK_EQ(p.process_count, 0);
+    CHECK_EQ(p.function_count, 0);
+    profile_free(&p);
+}
+
+static void test_two_files_merge(void)
+{
+    struct trace_builder a, b;
+    tb_init(&a, 9, 100, SPROF_PROCESS_ROOT);
+    tb_stack(&a, 1, 0, "work;main");
+    tb_samples(&a, 100, 1, 3, 30);
+    tb_finish(&a, 3, 30);
+
+    /* The child: other addresses, ids and tids that clash with the parent's. */
+    tb_init(&b, 9, 200, 0);
+    tb_address(&b, "padding");
+    tb_stack(&b, 1, 0, "other;main");
+    tb_stack(&b, 2, 0, "work;main");
+    tb_samples(&b, 100, 1, 5, 55);
+    tb_samples(&b, 100, 2, 7, 77);
+    tb_finish(&b, 12, 132);
+
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &a);
+    load_built(&p, &b);
+    tb_free(&a);
+    tb_free(&b);
+
+    CHECK_EQ(p.process_count, 2);
+    CHECK_EQ(p.processes[0].pid, 100);
+    CHECK_EQ(p.processes[1].pid, 200);
+    /* Thread 100 of each process is its own thread. */
+    CHECK_EQ(p.thread_count, 2);
+    CHECK_EQ(p.threads[0].process, 0);
+    CHECK_EQ(p.threads[0].samples, 3);
+    CHECK_EQ(p.threads[1].process, 1);
+    CHECK_EQ(p.threads[1].samples, 12);
+    CHECK_EQ(p.total_samples, 15);
+    CHECK_EQ(p.total_weight_ns, 162);
+
+    /* Stack id 1 means different stacks in the two files. */
+    size_t count;
+    struct function_stats *stats = compute_function_stats(&p, SORT_CUMULATIVE, &count);
+    check_invariants(&p, stats, count);
+    CHECK_EQ(count, 3);
+    const struct function_stats *work = stats_named(&p, stats, count, "work");
+    CHECK_EQ(work->self_samples, 10);
+    CHECK_EQ(work->self_weight_ns, 107);
+    CHECK_EQ(stats_named(&p, stats, count, "other")->self_weight_ns, 55);
+    CHECK_EQ(stats_named(&p, stats, count, "main")->cumulative_weight_ns, 162);
+    free(stats);
+    profile_free(&p);
+}
+
+static void test_run_identity(void)
+{
+    struct trace_builder tb;
+    char root[64], child[64];
+    tb_init(&tb, 0x1122334455667788ull, 100, SPROF_PROCESS_ROOT | SPROF_PROCESS_KERNEL_SAMPLED);
+    tb_write(&tb, root);
+    tb_free(&tb);
+    tb_init(&tb, 0x1122334455667788ull, 101, SPROF_PROCESS_KERNEL_SAMPLED);
+    tb_write(&tb, child);
+    tb_free(&tb);
+
+    uint64_t run_id = 0;
+    bool is_root = false;
+    CHECK(trace_run_identity(root, &run_id, &is_root));
+    CHECK_EQ(run_id, 0x1122334455667788ull);
+    CHECK(is_root);
+    run_id = 0;
+    CHECK(trace_run_identity(child, &run_id, &is_root));
+    CHECK_EQ(run_id, 0x1122334455667788ull);
+    CHECK(!is_root);
+
+    char path[64];
+    unit_write_temp(path, "nope", 4);
+    CHECK(!trace_run_identity(path, &run_id, &is_root));
+}
+
+int main(void)
+{
+    static const struct unit_case cases[] = {
+        UNIT_CASE(test_process_summary_threads),
+        UNIT_CASE(test_bare_addresses),
+        UNIT_CASE(test_cut_mid_record),
+        UNIT_CASE(test_corrupt_record_stops_reading),
+        UNIT_CASE(test_unknown_record_skipped),
+        UNIT_CASE(test_no_usable_record),
+        UNIT_CASE(test_two_files_merge),
+        UNIT_CASE(test_run_identity),
+    };
+    return unit_run(cases, sizeof cases / sizeof cases[0]);
+}
