@@ -2,6 +2,7 @@
  * (from the trace's SYMBOL records, or with libdw from the recorded modules
  * when the trace has none), and expands stacks into functions. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -433,23 +434,28 @@ static void symbolize_missing(struct trace_file *f)
     sprof_symbolizer_free(symbolizer);
 }
 
-/* The function for a (name, declaration, module), created on first use. */
+/* The function for a (name, declaration, module), created on first use.
+ * Returns UINT32_MAX when out of memory. */
 static uint32_t function_index(struct profile *p, uint32_t raw_name, uint32_t decl_file,
                                uint32_t decl_line, uint32_t module_path, const char *fallback)
 {
-    char key[512];
     const char *module = sprof_string_table_get(&p->strings, module_path);
     const char *name = raw_name ? sprof_string_table_get(&p->strings, raw_name) : fallback;
-    int length = snprintf(key, sizeof key, "%s\x1f%s\x1f%u\x1f%s", name,
-                          sprof_string_table_get(&p->strings, decl_file), decl_line, module);
+    const char *file = sprof_string_table_get(&p->strings, decl_file);
+    /* The whole of every part: long C++ names may differ only at the end. */
+    char *key = NULL;
+    int length = asprintf(&key, "%s\x1f%s\x1f%u\x1f%s", name, file, decl_line, module);
     if (length < 0)
-        return 0;
-    uint32_t key_id = intern(p, key, (size_t)length < sizeof key ? (size_t)length : sizeof key - 1);
+        return UINT32_MAX;
+    uint32_t key_id = intern(p, key, (size_t)length);
+    free(key);
+    if (!key_id)
+        return UINT32_MAX;
     uint32_t index;
     if (sprof_map_get(&p->function_by_key, key_id, &index))
         return index;
     if (!GROW(p->functions, p->function_capacity, p->function_count))
-        return 0;
+        return UINT32_MAX;
     struct function fn;
     char *demangled = sprof_demangle(name);
     fn.name = intern_cstr(p, demangled ? demangled : name);
@@ -457,7 +463,6 @@ static uint32_t function_index(struct profile *p, uint32_t raw_name, uint32_t de
     fn.module = module_path;
     if (decl_file) {
         char location[512];
-        const char *file = sprof_string_table_get(&p->strings, decl_file);
         if (decl_line)
             snprintf(location, sizeof location, "%s:%u", file, decl_line);
         else
@@ -474,7 +479,7 @@ static uint32_t function_index(struct profile *p, uint32_t raw_name, uint32_t de
 
 static bool push_frame(struct profile *p, uint32_t function)
 {
-    if (!GROW(p->frames, p->frame_capacity, p->frame_count))
+    if (function == UINT32_MAX || !GROW(p->frames, p->frame_capacity, p->frame_count))
         return false;
     p->frames[p->frame_count++] = function;
     return true;
@@ -545,8 +550,10 @@ static bool merge_into_profile(struct trace_file *f)
         return false;
     for (size_t i = 0; i < f->stack_count; i++) {
         const struct loaded_stack *s = &f->stacks[i];
-        if (!GROW(p->stacks, p->stack_capacity, p->stack_count))
-            break;
+        if (!GROW(p->stacks, p->stack_capacity, p->stack_count)) {
+            free(stack_index);
+            return false;
+        }
         struct logical_stack ls = {(uint32_t)p->frame_count, 0, s->flags & SPROF_STACK_TRUNCATED};
         for (uint16_t k = 0; k < s->depth; k++)
             expand_address(f, f->addresses[s->first_address + k]);
@@ -558,8 +565,10 @@ static bool merge_into_profile(struct trace_file *f)
     }
     for (size_t i = 0; i < f->group_count; i++) {
         const struct loaded_group *g = &f->groups[i];
-        if (!GROW(p->groups, p->group_capacity, p->group_count))
-            break;
+        if (!GROW(p->groups, p->group_capacity, p->group_count)) {
+            free(stack_index);
+            return false;
+        }
         uint32_t thread = thread_index(p, process, g->tid);
         p->groups[p->group_count++] =
             (struct sample_group){stack_index[g->stack], thread, g->samples, g->weight_ns};
@@ -607,12 +616,19 @@ int profile_load_file(struct profile *p, const char *path, char *error, size_t e
     if (status != SPROF_READ_RECORD && status != SPROF_READ_EOF)
         snprintf(warning, warning_size, "%s; read the %d records before it", reader.error, records);
     sprof_reader_close(&reader);
-    if (records == 0 && warning[0]) {
-        snprintf(error, error_size, "no usable record (%s)", warning);
+    if (records == 0) {
+        if (warning[0])
+            snprintf(error, error_size, "no usable record (%s)", warning);
+        else
+            snprintf(error, error_size, "the trace holds no records");
         warning[0] = '\0';
         trace_file_free(&f);
         return -1;
     }
+    if (f.unknown_stack_refs > 0 && !warning[0])
+        snprintf(warning, warning_size,
+                 "%" PRIu64 " samples refer to stacks the trace does not define; left out",
+                 f.unknown_stack_refs);
     symbolize_missing(&f);
     bool merged = merge_into_profile(&f);
     trace_file_free(&f);

@@ -8,7 +8,7 @@
  * including types it does not know. The structs below give the fixed part
  * of each payload; variable parts (strings, arrays) follow it as described.
  * Structs are documentation and size checks: code encodes and decodes field
- * by field (common/trace_encode.h), never by casting bytes to structs. */
+ * by field (common/trace_codec.h), never by casting bytes to structs. */
 #ifndef SPROF_TRACE_FORMAT_H
 #define SPROF_TRACE_FORMAT_H
 

@@ -386,6 +386,11 @@ def analyzer_errors(env):
     check("warning" in cut.stderr and len(cut.stderr.splitlines()) == 1,
           f"cut trace: {cut.stderr!r}")
     check("leaf_a" in cut.stdout or "split+0x" in cut.stdout, "cut trace lost its samples")
+    # A header and nothing else is not a usable trace.
+    with open(os.path.join(env.workdir, "header-only.bin"), "wb") as f:
+        f.write(data[:32])
+    empty = env.analyze("header-only.bin", expect_status=2)
+    check("no records" in empty.stderr, f"header-only trace: {empty.stderr!r}")
     # The version is checked.
     with open(os.path.join(env.workdir, "future.bin"), "wb") as f:
         f.write(data[:8] + bytes([99, 0, 0, 0]) + data[12:])

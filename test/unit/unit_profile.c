@@ -1,5 +1,7 @@
 #include "unit_profile.h"
 
+const char *expected_load_warning = NULL;
+
 void load_built(struct profile *profile, struct trace_builder *tb)
 {
     char path[64], error[256], warning[256];
@@ -9,7 +11,10 @@ void load_built(struct profile *profile, struct trace_builder *tb)
     if (records < 0)
         fprintf(stderr, "load error: %s\n", error);
     CHECK_EQ(records, tb->record_count);
-    CHECK_STR(warning, "");
+    if (expected_load_warning)
+        CHECK(strstr(warning, expected_load_warning) != NULL);
+    else
+        CHECK_STR(warning, "");
 }
 
 const char *function_name(const struct profile *profile, uint32_t function)

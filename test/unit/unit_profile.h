@@ -8,6 +8,8 @@
 #include "unit.h"
 
 /* Writes tb to a file and loads it, checking it loads whole and clean. */
+/* A warning load_built must see (a substring), or NULL for none. */
+extern const char *expected_load_warning;
 void load_built(struct profile *profile, struct trace_builder *tb);
 /* The index of the one function with that display name; fails the test
  * if there is none or more than one. */
