@@ -6,6 +6,7 @@
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <gelf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,12 @@
 #include <unistd.h>
 
 #include "sprof/trace_format.h"
+#include "string_table.h"
+#include "unwind_table.h"
 
 struct sprof_symbolizer {
     Dwfl *dwfl;
+    struct sprof_string_table names; /* names made up here, kept until freed */
     Dwfl_Callbacks callbacks;
     bool reporting; /* between dwfl_report_begin and dwfl_report_end */
 };
@@ -62,6 +66,7 @@ struct sprof_symbolizer *sprof_symbolizer_new(bool allow_network)
     }
     dwfl_report_begin(s->dwfl);
     s->reporting = true;
+    sprof_string_table_init(&s->names);
     return s;
 }
 
@@ -70,6 +75,7 @@ void sprof_symbolizer_free(struct sprof_symbolizer *s)
     if (!s)
         return;
     dwfl_end(s->dwfl);
+    sprof_string_table_free(&s->names);
     free(s);
 }
 
@@ -186,6 +192,28 @@ static int lookup_dwarf(Dwfl_Module *mod, uint64_t address, struct sprof_frame_d
     return count;
 }
 
+/* A stripped function still has an unwind-table entry (FDE) giving its
+ * start: "module+0xSTART" names it, so all of its addresses add up in one
+ * place. NULL where there is no entry. */
+static const char *unnamed_function(struct sprof_symbolizer *s, Dwfl_Module *mod,
+                                    uint64_t address)
+{
+    GElf_Addr bias;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    uint64_t start, end;
+    if (!elf || !sprof_unwind_table_function(elf, address - bias, &start, &end))
+        return NULL;
+    const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    const char *slash = module ? strrchr(module, '/') : NULL;
+    char name[512];
+    int length = snprintf(name, sizeof name, "%s+0x%" PRIx64,
+                          slash ? slash + 1 : module ? module : "??", start);
+    if (length < 0 || (size_t)length >= sizeof name)
+        return NULL;
+    uint32_t id = sprof_string_table_intern(&s->names, name, (size_t)length);
+    return id ? sprof_string_table_get(&s->names, id) : NULL;
+}
+
 int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
                             struct sprof_frame_desc *frames, int max_frames, uint16_t *flags)
 {
@@ -209,11 +237,18 @@ int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
     const char *name = dwfl_module_addrinfo(mod, address, &offset, &sym, NULL, NULL, NULL);
     /* Only a symbol that really contains the address names it; the nearest
      * preceding one in a stripped binary would misattribute the time. */
-    if (!name || (sym.st_size > 0 && offset >= sym.st_size) ||
-        (sym.st_size == 0 && GELF_ST_TYPE(sym.st_info) != STT_FUNC))
+    if (name && ((sym.st_size > 0 && offset < sym.st_size) ||
+                 (sym.st_size == 0 && GELF_ST_TYPE(sym.st_info) == STT_FUNC))) {
+        memset(&frames[0], 0, sizeof frames[0]);
+        frames[0].function = name;
+        *flags = SPROF_SYMBOL_ELF;
+        return 1;
+    }
+    name = unnamed_function(s, mod, address);
+    if (!name)
         return 0;
     memset(&frames[0], 0, sizeof frames[0]);
     frames[0].function = name;
-    *flags = SPROF_SYMBOL_ELF;
+    *flags = SPROF_SYMBOL_UNWIND_TABLE;
     return 1;
 }

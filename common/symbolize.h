@@ -42,7 +42,8 @@ bool sprof_symbolizer_add_module(struct sprof_symbolizer *symbolizer,
                                  size_t why_size);
 
 /* Fills up to max_frames frames for address, innermost inlined frame first,
- * and sets *flags to SPROF_SYMBOL_DWARF or SPROF_SYMBOL_ELF. Returns the
+ * and sets *flags to SPROF_SYMBOL_DWARF, SPROF_SYMBOL_ELF or
+ * SPROF_SYMBOL_UNWIND_TABLE (a stripped function named by its start). Returns the
  * number of frames, 0 if the address cannot be named. Strings stay valid
  * until the symbolizer is freed. */
 int sprof_symbolizer_lookup(struct sprof_symbolizer *symbolizer, uint64_t address,

@@ -141,6 +141,9 @@ _Static_assert(sizeof(struct sprof_string_record) == 4, "string record");
 
 #define SPROF_SYMBOL_DWARF 0x1u  /* names and lines come from DWARF */
 #define SPROF_SYMBOL_ELF 0x2u    /* the name comes from an ELF symbol table */
+/* No symbol: named "module+0xSTART" after the start of its function in the
+ * unwind tables (.eh_frame), so a stripped function's addresses add up. */
+#define SPROF_SYMBOL_UNWIND_TABLE 0x4u
 
 /* SYMBOL: what an address means. Followed by frame_count frames, innermost
  * (inlined) first, the containing function last. frame_count 0 means the
