@@ -17,39 +17,45 @@
 #include "string_table.h"
 #include "unwind_table.h"
 
+/* A function symbol of a module, sorted by start. */
+struct function_symbol {
+    uint64_t start, end;
+    const char *name;
+};
+
+/* Per module: its function symbols, sorted once, because
+ * dwfl_module_addrinfo scans the whole symbol table on every call (1.4 s
+ * at the exit of one gcc compile before this). */
+struct module_symbols {
+    Dwfl_Module *module;
+    struct function_symbol *symbols;
+    size_t count;
+};
+
 struct sprof_symbolizer {
     Dwfl *dwfl;
+    struct module_symbols *modules;
+    size_t module_count;
     struct sprof_string_table names; /* names made up here, kept until freed */
     Dwfl_Callbacks callbacks;
     bool reporting; /* between dwfl_report_begin and dwfl_report_end */
 };
 
-/* Looks for separate debug info by build-id under /usr/lib/debug only:
- * no network, so that a profiled program's exit never waits on one. */
-static int find_local_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
-                                GElf_Addr base, const char *file_name,
-                                const char *debuglink_file, GElf_Word debuglink_crc,
-                                char **debuginfo_file_name)
+/* The preload's exit uses only what the module's own file holds: finding
+ * and decompressing separate debug info (libc's under /usr/lib/debug cost
+ * about 0.1 s per process) would slow every profiled program's exit, and a
+ * debuginfod download could stall it. The analyzer looks further. */
+static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                                 GElf_Addr base, const char *file_name,
+                                 const char *debuglink_file, GElf_Word debuglink_crc,
+                                 char **debuginfo_file_name)
 {
-    (void)userdata, (void)modname, (void)base, (void)file_name;
-    (void)debuglink_file, (void)debuglink_crc;
-    const unsigned char *id;
-    GElf_Addr vaddr;
-    int size = dwfl_module_build_id(mod, &id, &vaddr);
-    if (size < 2)
-        return -1;
-    char path[64 + 2 * SPROF_BUILD_ID_MAX];
-    int n = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/", id[0]);
-    for (int i = 1; i < size && n < (int)sizeof path - 8; i++)
-        n += snprintf(path + n, sizeof path - (size_t)n, "%02x", id[i]);
-    snprintf(path + n, sizeof path - (size_t)n, ".debug");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0)
-        *debuginfo_file_name = strdup(path);
-    return fd;
+    (void)mod, (void)userdata, (void)modname, (void)base, (void)file_name;
+    (void)debuglink_file, (void)debuglink_crc, (void)debuginfo_file_name;
+    return -1;
 }
 
-struct sprof_symbolizer *sprof_symbolizer_new(bool allow_network)
+struct sprof_symbolizer *sprof_symbolizer_new(bool look_further)
 {
     elf_version(EV_CURRENT);
     struct sprof_symbolizer *s = calloc(1, sizeof *s);
@@ -57,7 +63,7 @@ struct sprof_symbolizer *sprof_symbolizer_new(bool allow_network)
         return NULL;
     s->callbacks.find_elf = dwfl_build_id_find_elf;
     s->callbacks.find_debuginfo =
-        allow_network ? dwfl_standard_find_debuginfo : find_local_debuginfo;
+        look_further ? dwfl_standard_find_debuginfo : no_separate_debuginfo;
     s->callbacks.section_address = dwfl_offline_section_address;
     s->dwfl = dwfl_begin(&s->callbacks);
     if (!s->dwfl) {
@@ -75,6 +81,9 @@ void sprof_symbolizer_free(struct sprof_symbolizer *s)
     if (!s)
         return;
     dwfl_end(s->dwfl);
+    for (size_t i = 0; i < s->module_count; i++)
+        free(s->modules[i].symbols);
+    free(s->modules);
     sprof_string_table_free(&s->names);
     free(s);
 }
@@ -192,6 +201,80 @@ static int lookup_dwarf(Dwfl_Module *mod, uint64_t address, struct sprof_frame_d
     return count;
 }
 
+static int compare_symbols(const void *left, const void *right)
+{
+    const struct function_symbol *a = left, *b = right;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    /* Of aliases at one address, the sized one first. */
+    return a->end > b->end ? -1 : a->end < b->end;
+}
+
+static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Module *mod)
+{
+    for (size_t i = 0; i < s->module_count; i++) {
+        if (s->modules[i].module == mod)
+            return &s->modules[i];
+    }
+    struct module_symbols *modules = realloc(s->modules, (s->module_count + 1) * sizeof *modules);
+    if (!modules)
+        return NULL;
+    s->modules = modules;
+    struct module_symbols *m = &s->modules[s->module_count++];
+    m->module = mod;
+    m->symbols = NULL;
+    m->count = 0;
+    int total = dwfl_module_getsymtab(mod);
+    if (total <= 0)
+        return m;
+    m->symbols = malloc((size_t)total * sizeof *m->symbols);
+    if (!m->symbols)
+        return m;
+    for (int i = 0; i < total; i++) {
+        GElf_Sym sym;
+        GElf_Addr address;
+        const char *name = dwfl_module_getsym_info(mod, i, &sym, &address, NULL, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (!name || !*name || sym.st_shndx == SHN_UNDEF ||
+            (type != STT_FUNC && type != STT_GNU_IFUNC))
+            continue;
+        m->symbols[m->count++] = (struct function_symbol){address, address + sym.st_size, name};
+    }
+    qsort(m->symbols, m->count, sizeof *m->symbols, compare_symbols);
+    /* A sizeless function ends where the next one starts. */
+    for (size_t i = 0; i + 1 < m->count; i++) {
+        if (m->symbols[i].end == m->symbols[i].start)
+            m->symbols[i].end = m->symbols[i + 1].start;
+    }
+    return m;
+}
+
+/* The function symbol that contains address, or NULL. Only a symbol that
+ * really contains it names it: the nearest preceding one, in a stripped
+ * binary, would misattribute the time. */
+static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address)
+{
+    struct module_symbols *m = module_symbols(s, mod);
+    if (!m || m->count == 0)
+        return NULL;
+    size_t low = 0, high = m->count;
+    while (high - low > 1) {
+        size_t middle = low + (high - low) / 2;
+        if (m->symbols[middle].start <= address)
+            low = middle;
+        else
+            high = middle;
+    }
+    /* Aliases and nested symbols: look back over those starting earlier
+     * that may still contain the address. */
+    for (size_t i = low + 1; i-- > 0 && low - i < 8;) {
+        const struct function_symbol *f = &m->symbols[i];
+        if (f->start <= address && address < f->end)
+            return f->name;
+    }
+    return NULL;
+}
+
 /* A stripped function still has an unwind-table entry (FDE) giving its
  * start: "module+0xSTART" names it, so all of its addresses add up in one
  * place. NULL where there is no entry. */
@@ -232,13 +315,8 @@ int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
         *flags = SPROF_SYMBOL_DWARF;
         return count;
     }
-    GElf_Off offset;
-    GElf_Sym sym;
-    const char *name = dwfl_module_addrinfo(mod, address, &offset, &sym, NULL, NULL, NULL);
-    /* Only a symbol that really contains the address names it; the nearest
-     * preceding one in a stripped binary would misattribute the time. */
-    if (name && ((sym.st_size > 0 && offset < sym.st_size) ||
-                 (sym.st_size == 0 && GELF_ST_TYPE(sym.st_info) == STT_FUNC))) {
+    const char *name = elf_symbol_name(s, mod, address);
+    if (name) {
         memset(&frames[0], 0, sizeof frames[0]);
         frames[0].function = name;
         *flags = SPROF_SYMBOL_ELF;

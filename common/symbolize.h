@@ -28,10 +28,11 @@ struct sprof_frame_desc {
     uint32_t decl_line;
 };
 
-/* allow_network: whether debuginfod may be consulted (DEBUGINFOD_URLS).
- * The preload passes false so a program's exit never waits on a network.
- * Returns NULL when out of memory. */
-struct sprof_symbolizer *sprof_symbolizer_new(bool allow_network);
+/* look_further: whether to use separate debug info (/usr/lib/debug,
+ * .gnu_debuglink, and debuginfod where DEBUGINFOD_URLS is set). The preload
+ * passes false, so a program's exit stays fast and never waits on a
+ * network; the analyzer passes true. Returns NULL when out of memory. */
+struct sprof_symbolizer *sprof_symbolizer_new(bool look_further);
 void sprof_symbolizer_free(struct sprof_symbolizer *symbolizer);
 
 /* Adds a module. Returns true if it can be used; false with a one-line

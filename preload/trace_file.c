@@ -199,10 +199,15 @@ void sprof_trace_before_exec(void)
 {
     if (!atomic_load(&sprof.active))
         return;
-    /* A signal raised before the stop has been delivered by now (to the
-     * handler, at the ioctl's return), unless the program blocks it: then
-     * it stays pending through exec, blocked, and the new image's handler
-     * takes it for a late signal of a stopped timer. */
+    /* The calling thread's timer is released, not just stopped: closing a
+     * perf event waits for its pending signal work, so any signal it raised
+     * is queued by then and delivered to our handler as close returns. One
+     * still pending at exec would kill the new program, which has no
+     * handler yet. (If the program blocks the signal, it stays blocked and
+     * pending through exec, and the new image's handler swallows it.) */
+    struct sprof_thread *self = sprof_current_thread;
+    if (self)
+        sprof_timer_disarm(self);
     uint32_t threads = stop_and_write_threads(false);
     append_summary(threads);
     pthread_mutex_lock(&trace_lock);
@@ -215,9 +220,14 @@ void sprof_trace_after_failed_exec(void)
 {
     if (!atomic_load(&sprof.active))
         return;
+    struct sprof_thread *self = sprof_current_thread;
     for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
-        if (atomic_load(&t->state) == SPROF_STATE_ACTIVE)
+        if (atomic_load(&t->state) == SPROF_STATE_ACTIVE && t != self)
             sprof_timer_resume_remote(t, sprof.period_ns);
+    }
+    if (self) {
+        self->last_count = 0;
+        sprof_timer_arm(self, &sprof.plan, sprof.period_ns, sprof.settings.signal_number);
     }
 }
 
