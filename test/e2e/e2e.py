@@ -364,6 +364,35 @@ def children(env):
 
 
 @test
+def fork_exec(env):
+    """Forked children that exec (or _exit) are not killed by a sampling
+    signal raised just before exec, in either timer mode, and their exit
+    statuses pass through."""
+    for timer in ("perf", "cputime"):
+        result = env.run([env.program("fork_exec"), "/bin/true", "30"], trace=f"fe-{timer}.bin",
+                         extra_env={"SPROF_TIMER": timer, "SPROF_QUIET": "1", "SPROF_FREQ": "4000"})
+        print(f"  SPROF_TIMER={timer}: {result.stdout.strip()}")
+        check(result.returncode == 0, f"{timer}: {result.stdout.strip()} {result.stderr.strip()}")
+
+
+@test
+def truncation(env):
+    """A stack deeper than SPROF_DEPTH is marked truncated, not silently cut."""
+    run_ok(env, [env.program("recurse"), "400"], trace="deep.bin",
+           extra_env={"SPROF_DEPTH": "20"})
+    s = env.summary("deep.bin")
+    rows = env.functions("deep.bin")
+    truncated = int(s["truncated_stacks"])
+    print(f"  {truncated} of {s['samples']} stacks truncated at depth 20")
+    check(truncated > int(s["samples"]) // 2, "most stacks of a 100-deep recursion should be cut")
+    check("[truncated stack]" in rows, "no [truncated stack] entry in the table")
+    share = pct(rows, "[truncated stack]", "cumulative_percent")
+    check(abs(share - 100 * truncated / int(s["samples"])) < 5,
+          f"[truncated stack] has {share}% but {truncated} of {s['samples']} were cut")
+    check(pct(rows, "descend", "cumulative_percent") <= 100.0, "descend over 100%")
+
+
+@test
 def analyzer_errors(env):
     """Bad input gets one clear line and a documented exit status."""
     missing = env.analyze("no-such-trace.bin", expect_status=2)

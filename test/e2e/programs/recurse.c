@@ -10,8 +10,11 @@ volatile uint64_t work_sink;
 
 __attribute__((noinline)) static long descend(int depth)
 {
-    WORK_LOOP(2, (uint64_t)depth);
+    WORK_LOOP(1, (uint64_t)depth);
     long below = depth > 1 ? descend(depth - 1) : 0;
+    /* Work after the call too, so the compiler cannot turn the recursion
+     * into a loop: every level keeps its frame. */
+    WORK_LOOP(1, (uint64_t)below);
     return below + 1;
 }
 
