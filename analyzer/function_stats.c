@@ -17,7 +17,11 @@ static int compare_stats(const void *left, const void *right)
     int order = 0;
     switch (sort_by) {
     case SORT_CUMULATIVE:
+        /* Equal cumulative time: callers before their callees, as a call
+         * tree reads. */
         order = compare_u64_desc(a->cumulative_weight_ns, b->cumulative_weight_ns);
+        if (!order && a->root_distance != b->root_distance)
+            order = a->root_distance < b->root_distance ? -1 : 1;
         if (!order)
             order = compare_u64_desc(a->self_weight_ns, b->self_weight_ns);
         break;
@@ -34,6 +38,8 @@ static int compare_stats(const void *left, const void *right)
     case SORT_NAME:
         break;
     }
+    if (!order && sort_by != SORT_NAME && a->root_distance != b->root_distance)
+        order = a->root_distance < b->root_distance ? -1 : 1;
     if (!order) {
         const struct sprof_string_table *s = &sort_profile->strings;
         order = strcmp(sprof_string_table_get(s, sort_profile->functions[a->function].name),
@@ -65,6 +71,7 @@ struct function_stats *compute_function_stats(const struct profile *p, enum sort
     }
     for (size_t f = 0; f < p->function_count; f++) {
         all[f].function = (uint32_t)f;
+        all[f].root_distance = UINT32_MAX;
         seen_in[f] = SIZE_MAX;
     }
     for (size_t s = 0; s < p->stack_count; s++) {
@@ -78,6 +85,9 @@ struct function_stats *compute_function_stats(const struct profile *p, enum sort
         all[frames[0]].self_weight_ns += stack_weight[s];
         for (uint32_t d = 0; d < stack->depth; d++) {
             uint32_t f = frames[d];
+            uint32_t distance = stack->depth - 1 - d;
+            if (distance < all[f].root_distance)
+                all[f].root_distance = distance;
             if (seen_in[f] == s)
                 continue;
             seen_in[f] = s;

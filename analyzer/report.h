@@ -14,11 +14,13 @@ struct function_stats {
     uint32_t function;
     uint64_t self_samples, self_weight_ns;
     uint64_t cumulative_samples, cumulative_weight_ns;
+    uint32_t root_distance; /* fewest frames between it and a stack's root */
 };
 
 /* Computes stats for every function with samples, sorted by key. A function
  * counts at most once per sample in its cumulative figures, however often
- * it recurses. Returns a malloc'd array of *count entries (NULL if none). */
+ * it recurses. Ties go to the function nearer the root (callers before
+ * their callees), then by name. Returns a malloc'd array of *count entries (NULL if none). */
 struct function_stats *compute_function_stats(const struct profile *profile, enum sort_key key,
                                               size_t *count);
 

@@ -146,8 +146,38 @@ static const char *die_function_name(Dwarf_Die *die)
     return name;
 }
 
-static int lookup_dwarf(Dwfl_Module *mod, uint64_t address, struct sprof_frame_desc *frames,
-                        int max_frames)
+/* DWARF file names may be relative to the compilation directory: make
+ * them absolute, so locations read the same from any directory. */
+static const char *absolute_path(struct sprof_symbolizer *s, const char *comp_dir,
+                                 const char *file)
+{
+    if (!file || file[0] == '/' || !comp_dir || !*comp_dir)
+        return file;
+    char *joined = NULL;
+    if (asprintf(&joined, "%s/%s", comp_dir, file) < 0)
+        return file;
+    /* Fold "dir/../" and "./" so paths stay readable. */
+    char *out = joined;
+    for (char *in = joined; *in;) {
+        if (in[0] == '/' && in[1] == '.' && in[2] == '/') {
+            in += 2;
+        } else if (in[0] == '/' && in[1] == '.' && in[2] == '.' && (in[3] == '/' || !in[3]) &&
+                   out > joined) {
+            while (out > joined && *--out != '/')
+                ;
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    uint32_t id = sprof_string_table_intern(&s->names, joined, strlen(joined));
+    free(joined);
+    return id ? sprof_string_table_get(&s->names, id) : file;
+}
+
+static int lookup_dwarf(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address,
+                        struct sprof_frame_desc *frames, int max_frames)
 {
     Dwarf_Addr bias;
     Dwarf_Die *cu = dwfl_module_addrdie(mod, address, &bias);
@@ -167,6 +197,8 @@ static int lookup_dwarf(Dwfl_Module *mod, uint64_t address, struct sprof_frame_d
     Dwarf_Files *files = NULL;
     size_t nfiles = 0;
     dwarf_getsrcfiles(cu, &files, &nfiles);
+    Dwarf_Attribute comp_dir_attr;
+    const char *comp_dir = dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &comp_dir_attr));
 
     int count = 0;
     for (int i = 0; i < nscopes && count < max_frames; i++) {
@@ -177,9 +209,9 @@ static int lookup_dwarf(Dwfl_Module *mod, uint64_t address, struct sprof_frame_d
         const char *name = die_function_name(scope);
         struct sprof_frame_desc *frame = &frames[count++];
         frame->function = name ? name : "??";
-        frame->file = file;
+        frame->file = absolute_path(s, comp_dir, file);
         frame->line = line > 0 ? (uint32_t)line : 0;
-        frame->decl_file = dwarf_decl_file(scope);
+        frame->decl_file = absolute_path(s, comp_dir, dwarf_decl_file(scope));
         int decl_line = 0;
         frame->decl_line = dwarf_decl_line(scope, &decl_line) == 0 && decl_line > 0
                                ? (uint32_t)decl_line
@@ -310,7 +342,7 @@ int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
     Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, address);
     if (!mod)
         return 0;
-    int count = lookup_dwarf(mod, address, frames, max_frames);
+    int count = lookup_dwarf(s, mod, address, frames, max_frames);
     if (count > 0) {
         *flags = SPROF_SYMBOL_DWARF;
         return count;

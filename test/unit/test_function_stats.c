@@ -199,8 +199,9 @@ static void test_sort_orders(void)
         enum sort_key key;
         const char *order;
     } cases[] = {
-        /* Cumulative weight, then self weight (gamma before beta), then name. */
-        {SORT_CUMULATIVE, "root,mid,leaf1,leaf2,gamma,beta,zeta"},
+        /* Cumulative weight, then nearness to the root (beta, the caller,
+         * before gamma), then self weight, then name. */
+        {SORT_CUMULATIVE, "root,mid,leaf1,leaf2,beta,gamma,zeta"},
         /* Self weight, then cumulative weight (root before beta). */
         {SORT_SELF, "leaf1,leaf2,gamma,zeta,mid,root,beta"},
         /* Self samples, then cumulative samples. */
@@ -219,6 +220,22 @@ static void test_sort_orders(void)
         check_order(&l.profile, l.stats, l.count, cases[i].order);
         unload(&l);
     }
+}
+
+static void test_sort_ties_callers_first(void)
+{
+    /* One stack, so every function has 100% cumulative time: a cumulative
+     * sort lists them from the root down, the leaf (all the self time) last. */
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "zleaf;amid;mroot");
+    tb_samples(&tb, 100, 1, 10, 100);
+    tb_finish(&tb, 10, 100);
+    struct loaded l;
+    load(&l, &tb, SORT_CUMULATIVE);
+    CHECK_EQ(l.count, 3);
+    check_order(&l.profile, l.stats, l.count, "mroot,amid,zleaf");
+    unload(&l);
 }
 
 static void test_sort_same_name(void)
@@ -329,6 +346,7 @@ int main(void)
         UNIT_CASE(test_function_in_two_stacks),
         UNIT_CASE(test_inlined_frames),
         UNIT_CASE(test_sort_orders),
+        UNIT_CASE(test_sort_ties_callers_first),
         UNIT_CASE(test_sort_same_name),
         UNIT_CASE(test_unknown_stack_ignored),
         UNIT_CASE(test_truncated_stack),
