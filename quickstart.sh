@@ -8,7 +8,7 @@ scripts/build.sh
 echo "== sprof: profiling samples/sum (the slow version builds a list first)"
 out=$(mktemp -d)
 SPROF_OUTPUT="$out/trace.bin" LD_PRELOAD="$PWD/build/preload/libsprof.so" \
-    build/samples/sum --mode slow
+    build/samples/sum --mode slow --repeat 30
 build/analyzer/sprof-analyze "$out/trace.bin" --sort cumulative --limit 12
 rm -rf "$out"
 echo
