@@ -72,6 +72,8 @@ struct function_stats *compute_function_stats(const struct profile *p, enum sort
     for (size_t f = 0; f < p->function_count; f++) {
         all[f].function = (uint32_t)f;
         all[f].root_distance = UINT32_MAX;
+        all[f].calls = p->functions[f].calls;
+        all[f].primitive_calls = p->functions[f].primitive_calls;
         seen_in[f] = SIZE_MAX;
     }
     for (size_t s = 0; s < p->stack_count; s++) {
@@ -100,7 +102,8 @@ struct function_stats *compute_function_stats(const struct profile *p, enum sort
     free(stack_weight);
     size_t used = 0;
     for (size_t f = 0; f < p->function_count; f++) {
-        if (all[f].cumulative_samples)
+        /* Functions that were called but never sampled are listed too. */
+        if (all[f].cumulative_samples || all[f].calls)
             all[used++] = all[f];
     }
     sort_profile = p;

@@ -28,6 +28,9 @@ static const char usage_text[] =
     "  -f, --format FMT    table (default) or csv\n"
     "  -t, --threads       per-thread view instead of per-function\n"
     "      --summary       the run's figures only (samples, CPU, wall, memory)\n"
+    "      --callers REGEX for functions matching REGEX, who calls them: time, share\n"
+    "                      and exact calls (with -finstrument-functions)\n"
+    "      --callees REGEX for functions matching REGEX, what they call\n"
     "      --no-children   do not merge the traces of processes the run started\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
@@ -111,12 +114,15 @@ int main(int argc, char **argv)
 {
     struct report_options options = {.sort = SORT_CUMULATIVE};
     bool csv = false, threads = false, children = true, summary = false;
-    enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY };
+    const char *callers = NULL, *callees = NULL;
+    enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY, OPT_CALLERS, OPT_CALLEES };
     static const struct option long_options[] = {
         {"sort", required_argument, NULL, 's'},   {"limit", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'}, {"threads", no_argument, NULL, 't'},
         {"no-children", no_argument, NULL, OPT_NO_CHILDREN},
         {"summary", no_argument, NULL, OPT_SUMMARY},
+        {"callers", required_argument, NULL, OPT_CALLERS},
+        {"callees", required_argument, NULL, OPT_CALLEES},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     opterr = 0;
@@ -150,6 +156,12 @@ int main(int argc, char **argv)
         case OPT_SUMMARY:
             summary = true;
             break;
+        case OPT_CALLERS:
+            callers = optarg;
+            break;
+        case OPT_CALLEES:
+            callees = optarg;
+            break;
         case OPT_NO_CHILDREN:
             children = false;
             break;
@@ -181,7 +193,14 @@ int main(int argc, char **argv)
         profile_free(&profile);
         return EXIT_BAD_TRACE;
     }
-    if (summary) {
+    if (callers || callees) {
+        char error[256];
+        if ((callers && !print_callers(stdout, &profile, callers, false, csv, error, sizeof error)) ||
+            (callees && !print_callers(stdout, &profile, callees, true, csv, error, sizeof error))) {
+            profile_free(&profile);
+            usage_error(error, NULL);
+        }
+    } else if (summary) {
         print_summary(stdout, &profile, csv);
     } else if (threads) {
         if (csv)

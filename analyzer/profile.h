@@ -15,6 +15,14 @@ struct function {
     uint32_t name;     /* string: display name (demangled) */
     uint32_t location; /* string: "file:line", or the module's name */
     uint32_t module;   /* string: module path */
+    uint64_t calls;    /* exact calls, from -finstrument-functions hooks */
+    uint64_t primitive_calls; /* of those, calls not made while it was active */
+};
+
+/* Exact calls from one function to another. */
+struct call_edge {
+    uint32_t caller, callee; /* functions */
+    uint64_t calls;
 };
 
 /* A stack as functions, leaf first. */
@@ -76,6 +84,11 @@ struct profile {
     size_t thread_count, thread_capacity;
     struct process_info *processes;
     size_t process_count, process_capacity;
+    struct call_edge *edges;
+    size_t edge_count, edge_capacity;
+    struct sprof_map edge_by_pair; /* caller << 32 | callee -> edge index */
+    bool has_call_counts;
+    uint64_t dropped_calls; /* hook calls the traces could not count */
     char **notices; /* distinct notices from all traces */
     size_t notice_count;
     uint64_t total_samples;

@@ -15,6 +15,7 @@ struct function_stats {
     uint64_t self_samples, self_weight_ns;
     uint64_t cumulative_samples, cumulative_weight_ns;
     uint32_t root_distance; /* fewest frames between it and a stack's root */
+    uint64_t calls, primitive_calls; /* exact, when the trace has call counts */
 };
 
 /* Computes stats for every function with samples, sorted by key. A function
@@ -50,6 +51,20 @@ void print_summary(FILE *out, const struct profile *profile, bool csv);
 size_t *threads_in_order(const struct profile *profile);
 void print_threads_table(FILE *out, const struct profile *profile);
 void print_threads_csv(FILE *out, const struct profile *profile);
+
+/* pstats' print_callers and print_callees: for each function whose name
+ * matches pattern (POSIX extended regex), the functions that call it (or
+ * that it calls), the time each contributes, its share, and exact calls
+ * where the trace has call counts. Returns false if the pattern is bad
+ * (error set to one line). */
+bool print_callers(FILE *out, const struct profile *profile, const char *pattern, bool callees,
+                   bool csv, char *error, size_t error_size);
+
+/* pstats-style call count: "total/primitive" when they differ. */
+void format_calls(char *text, size_t size, uint64_t calls, uint64_t primitive);
+
+/* One CSV field, always quoted (RFC 4180). */
+void put_csv_field(FILE *out, const char *text);
 
 /* Writes text with control characters (terminal escapes included) shown as
  * '?', so a hostile name cannot drive the terminal. */

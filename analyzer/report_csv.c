@@ -5,7 +5,7 @@
 
 #include "report.h"
 
-static void put_field(FILE *out, const char *text)
+void put_csv_field(FILE *out, const char *text)
 {
     /* Quote always: names may hold commas, quotes or newlines. */
     fputc('"', out);
@@ -26,21 +26,25 @@ void print_csv(FILE *out, const struct profile *p, const struct function_stats *
                size_t count, const struct report_options *options)
 {
     fputs("function,self_samples,self_percent,cumulative_samples,cumulative_percent,"
-          "self_seconds,cumulative_seconds,location,module\n",
+          "self_seconds,cumulative_seconds,location,module,calls,primitive_calls\n",
           out);
     size_t rows = options->limit && options->limit < count ? options->limit : count;
     for (size_t i = 0; i < rows; i++) {
         const struct function_stats *st = &stats[i];
         const struct function *fn = &p->functions[st->function];
-        put_field(out, sprof_string_table_get(&p->strings, fn->name));
+        put_csv_field(out, sprof_string_table_get(&p->strings, fn->name));
         fprintf(out, ",%" PRIu64 ",%.4f,%" PRIu64 ",%.4f,%.6f,%.6f,", st->self_samples,
                 percent(st->self_weight_ns, p->total_weight_ns), st->cumulative_samples,
                 percent(st->cumulative_weight_ns, p->total_weight_ns),
                 (double)st->self_weight_ns / 1e9, (double)st->cumulative_weight_ns / 1e9);
-        put_field(out, sprof_string_table_get(&p->strings, fn->location));
+        put_csv_field(out, sprof_string_table_get(&p->strings, fn->location));
         fputc(',', out);
-        put_field(out, sprof_string_table_get(&p->strings, fn->module));
-        fputc('\n', out);
+        put_csv_field(out, sprof_string_table_get(&p->strings, fn->module));
+        /* Empty, not 0, when the trace has no counts: unknown is not zero. */
+        if (p->has_call_counts)
+            fprintf(out, ",%" PRIu64 ",%" PRIu64 "\n", st->calls, st->primitive_calls);
+        else
+            fputs(",,\n", out);
     }
 }
 
@@ -53,7 +57,7 @@ void print_threads_csv(FILE *out, const struct profile *p)
     for (size_t i = 0; i < p->thread_count; i++) {
         const struct thread_info *t = &p->threads[order[i]];
         fprintf(out, "%u,%u,", p->processes[t->process].pid, t->tid);
-        put_field(out, sprof_string_table_get(&p->strings, t->name));
+        put_csv_field(out, sprof_string_table_get(&p->strings, t->name));
         fprintf(out, ",%" PRIu64 ",%.6f,%.4f,", t->samples, (double)t->weight_ns / 1e9,
                 percent(t->weight_ns, p->total_weight_ns));
         if (t->cpu_ns)

@@ -34,6 +34,14 @@ void put_sanitized(FILE *out, const char *text, int width, int precision)
         fputc(' ', out);
 }
 
+void format_calls(char *text, size_t size, uint64_t calls, uint64_t primitive)
+{
+    if (calls == primitive)
+        snprintf(text, size, "%" PRIu64, calls);
+    else
+        snprintf(text, size, "%" PRIu64 "/%" PRIu64, calls, primitive);
+}
+
 const char *timer_description(const struct process_info *pr)
 {
     if (pr->timer_kind == SPROF_TIMER_PERF_TASK_CLOCK)
@@ -115,6 +123,13 @@ static void print_header(FILE *out, const struct profile *p)
         fprintf(out, "Warning:   %zu process%s ended without a summary (killed, or _exit): "
                      "measured CPU and memory unknown there\n",
                 killed, killed == 1 ? "" : "es");
+    if (p->has_call_counts) {
+        fprintf(out, "Calls:     exact counts from -finstrument-functions hooks");
+        if (p->dropped_calls)
+            fprintf(out, "; %" PRIu64 " calls could not be counted (re-entered from a signal "
+                         "handler)", p->dropped_calls);
+        fputc('\n', out);
+    }
     for (size_t i = 0; i < p->notice_count; i++) {
         fprintf(out, "Note:      ");
         put_sanitized(out, p->notices[i], 0, 400);
@@ -158,11 +173,28 @@ void print_table(FILE *out, const struct profile *p, const struct function_stats
         if (length > name_width)
             name_width = length > NAME_WIDTH_MAX ? NAME_WIDTH_MAX : length;
     }
+    bool counts = p->has_call_counts;
+    if (counts)
+        fprintf(out, "%13s %10s %10s ", "ncalls", "percall_s", "percall_c");
     fprintf(out, "%9s %9s %7s %9s %9s %7s  %-*s  %s\n", "self_n", "self_s", "self%", "cum_n",
             "cum_s", "cum%", name_width, "function", "location");
     for (size_t i = 0; i < rows; i++) {
         const struct function_stats *st = &stats[i];
         const struct function *fn = &p->functions[st->function];
+        if (counts) {
+            /* pstats: self time per call, cumulative time per primitive call. */
+            char calls[48];
+            format_calls(calls, sizeof calls, st->calls, st->primitive_calls);
+            fprintf(out, "%13s ", st->calls ? calls : "-");
+            if (st->calls)
+                fprintf(out, "%10.3g ", seconds(st->self_weight_ns) / (double)st->calls);
+            else
+                fprintf(out, "%10s ", "-");
+            if (st->primitive_calls)
+                fprintf(out, "%10.3g ", seconds(st->cumulative_weight_ns) / (double)st->primitive_calls);
+            else
+                fprintf(out, "%10s ", "-");
+        }
         fprintf(out, "%9" PRIu64 " %9.3f %6.2f%% %9" PRIu64 " %9.3f %6.2f%%  ", st->self_samples,
                 seconds(st->self_weight_ns), percent(st->self_weight_ns, p->total_weight_ns),
                 st->cumulative_samples, seconds(st->cumulative_weight_ns),

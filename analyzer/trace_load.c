@@ -36,6 +36,7 @@ void profile_init(struct profile *p)
     memset(p, 0, sizeof *p);
     sprof_string_table_init(&p->strings);
     sprof_map_init(&p->function_by_key);
+    sprof_map_init(&p->edge_by_pair);
 }
 
 void profile_free(struct profile *p)
@@ -48,6 +49,8 @@ void profile_free(struct profile *p)
     free(p->groups);
     free(p->threads);
     free(p->processes);
+    free(p->edges);
+    sprof_map_free(&p->edge_by_pair);
     for (size_t i = 0; i < p->notice_count; i++)
         free(p->notices[i]);
     free(p->notices);
@@ -84,6 +87,11 @@ struct loaded_thread {
     uint32_t tid, name;
     uint64_t cpu_ns;
 };
+/* One entry of a CALL_COUNTS record. */
+struct loaded_count {
+    uint32_t tid, sequence, kind;
+    uint64_t first, second, count;
+};
 
 struct trace_file {
     struct profile *profile;
@@ -106,6 +114,8 @@ struct trace_file {
     size_t group_count, group_capacity;
     struct loaded_thread *threads;
     size_t thread_count, thread_capacity;
+    struct loaded_count *counts;
+    size_t count_count, count_capacity;
     uint64_t unknown_stack_refs;
     char **notices;
     size_t notice_count, notice_capacity;
@@ -124,6 +134,7 @@ static void trace_file_free(struct trace_file *f)
     free(f->addresses);
     free(f->groups);
     free(f->threads);
+    free(f->counts);
     for (size_t i = 0; i < f->notice_count; i++)
         free(f->notices[i]);
     free(f->notices);
@@ -350,6 +361,32 @@ static bool read_notice(struct trace_file *f, struct sprof_decoder *dec)
     return true;
 }
 
+static bool read_call_counts(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint32_t tid = sprof_decoder_u32(dec);
+    uint32_t sequence = sprof_decoder_u32(dec);
+    uint32_t kind = sprof_decoder_u32(dec);
+    uint32_t count = sprof_decoder_u32(dec);
+    uint64_t dropped = sprof_decoder_u64(dec);
+    if (!dec->ok || (kind != SPROF_CALLS_FUNCTIONS && kind != SPROF_CALLS_EDGES) ||
+        sprof_decoder_remaining(dec) < (size_t)count * 24)
+        return false;
+    /* The drop count rides on a pseudo-entry of kind 0. */
+    if (!GROW(f->counts, f->count_capacity, f->count_count))
+        return false;
+    f->counts[f->count_count++] = (struct loaded_count){tid, sequence, 0, 0, 0, dropped};
+    for (uint32_t i = 0; i < count; i++) {
+        struct loaded_count c = {tid, sequence, kind, 0, 0, 0};
+        c.first = sprof_decoder_u64(dec);
+        c.second = sprof_decoder_u64(dec);
+        c.count = sprof_decoder_u64(dec);
+        if (!GROW(f->counts, f->count_capacity, f->count_count))
+            return false;
+        f->counts[f->count_count++] = c;
+    }
+    return true;
+}
+
 static bool read_record(struct trace_file *f, const struct sprof_record *record)
 {
     struct sprof_decoder dec;
@@ -364,6 +401,7 @@ static bool read_record(struct trace_file *f, const struct sprof_record *record)
     case SPROF_REC_SYMBOL: return read_symbol(f, &dec);
     case SPROF_REC_SUMMARY: return read_summary(f, &dec);
     case SPROF_REC_NOTICE: return read_notice(f, &dec);
+    case SPROF_REC_CALL_COUNTS: return read_call_counts(f, &dec);
     case SPROF_REC_END: f->process.ended_cleanly = true; return true;
     default: return true; /* a newer writer's record: skipped */
     }
@@ -390,8 +428,18 @@ static void symbolize_missing(struct trace_file *f)
     struct profile *p = f->profile;
     struct sprof_symbolizer *symbolizer = NULL;
     struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
-    for (size_t i = 0; i < f->address_count; i++) {
-        uint64_t address = f->addresses[i];
+    size_t count_addresses = 2 * f->count_count;
+    for (size_t i = 0; i < f->address_count + count_addresses; i++) {
+        uint64_t address;
+        if (i < f->address_count) {
+            address = f->addresses[i];
+        } else {
+            const struct loaded_count *c = &f->counts[(i - f->address_count) / 2];
+            bool second = (i - f->address_count) % 2;
+            if (c->kind == 0 || (second && c->kind != SPROF_CALLS_EDGES))
+                continue;
+            address = second ? c->second : c->first;
+        }
         uint32_t existing;
         if (sprof_map_get(&f->symbol_by_address, address, &existing))
             continue;
@@ -485,8 +533,10 @@ static bool push_frame(struct profile *p, uint32_t function)
     return true;
 }
 
-/* Expands one address into functions, innermost first. */
-static void expand_address(struct trace_file *f, uint64_t address)
+/* The functions at one address, innermost (inlined) first; returns how
+ * many were written to out (at least 1 unless out of memory). */
+static uint32_t address_functions(struct trace_file *f, uint64_t address, uint32_t *out,
+                                  uint32_t max)
 {
     struct profile *p = f->profile;
     uint32_t at;
@@ -494,13 +544,16 @@ static void expand_address(struct trace_file *f, uint64_t address)
         sprof_map_get(&f->symbol_by_address, address, &at) ? &f->symbols[at] : NULL;
     const struct loaded_module *m = find_module(f, address);
     uint32_t module_path = m ? m->path : 0;
+    uint32_t count = 0;
     if (s && s->frame_count > 0) {
-        for (uint32_t i = 0; i < s->frame_count; i++) {
+        for (uint32_t i = 0; i < s->frame_count && count < max; i++) {
             const struct loaded_frame *fr = &f->frames[s->first_frame + i];
-            push_frame(p, function_index(p, fr->function, fr->decl_file, fr->decl_line,
-                                         module_path, "??"));
+            uint32_t function = function_index(p, fr->function, fr->decl_file, fr->decl_line,
+                                               module_path, "??");
+            if (function != UINT32_MAX)
+                out[count++] = function;
         }
-        return;
+        return count;
     }
     char name[320];
     if (m)
@@ -508,7 +561,82 @@ static void expand_address(struct trace_file *f, uint64_t address)
                  base_name(sprof_string_table_get(&p->strings, m->path)), address - m->load_bias);
     else
         snprintf(name, sizeof name, "0x%" PRIx64, address);
-    push_frame(p, function_index(p, 0, 0, 0, module_path, name));
+    uint32_t function = function_index(p, 0, 0, 0, module_path, name);
+    if (function != UINT32_MAX && max > 0)
+        out[count++] = function;
+    return count;
+}
+
+/* Expands one address into functions, innermost first, onto p->frames. */
+static void expand_address(struct trace_file *f, uint64_t address)
+{
+    uint32_t functions[MAX_INLINE_FRAMES];
+    uint32_t count = address_functions(f, address, functions, MAX_INLINE_FRAMES);
+    for (uint32_t i = 0; i < count; i++)
+        push_frame(f->profile, functions[i]);
+}
+
+static void add_edge(struct profile *p, uint32_t caller, uint32_t callee, uint64_t calls)
+{
+    uint64_t key = (uint64_t)caller << 32 | callee;
+    uint32_t at;
+    if (!sprof_map_get(&p->edge_by_pair, key, &at)) {
+        if (!GROW(p->edges, p->edge_capacity, p->edge_count))
+            return;
+        at = (uint32_t)p->edge_count++;
+        p->edges[at] = (struct call_edge){caller, callee, 0};
+        sprof_map_put(&p->edge_by_pair, key, at);
+    }
+    p->edges[at].calls += calls;
+}
+
+/* Adds each thread's latest call-count snapshot to the functions. */
+static void merge_call_counts(struct trace_file *f)
+{
+    struct profile *p = f->profile;
+    struct sprof_map latest; /* tid -> highest sequence */
+    sprof_map_init(&latest);
+    for (size_t i = 0; i < f->count_count; i++) {
+        uint32_t sequence;
+        if (!sprof_map_get(&latest, f->counts[i].tid, &sequence) ||
+            f->counts[i].sequence > sequence)
+            sprof_map_put(&latest, f->counts[i].tid, f->counts[i].sequence);
+    }
+    /* A snapshot's drop count is repeated in each of its records. */
+    struct sprof_map dropped_seen;
+    sprof_map_init(&dropped_seen);
+    for (size_t i = 0; i < f->count_count; i++) {
+        const struct loaded_count *c = &f->counts[i];
+        uint32_t sequence = 0;
+        sprof_map_get(&latest, c->tid, &sequence);
+        if (c->sequence != sequence)
+            continue;
+        p->has_call_counts = true;
+        uint32_t functions[MAX_INLINE_FRAMES];
+        if (c->kind == 0) {
+            uint32_t ignored;
+            if (!sprof_map_get(&dropped_seen, c->tid, &ignored)) {
+                sprof_map_put(&dropped_seen, c->tid, 1);
+                p->dropped_calls += c->count;
+            }
+        } else if (c->kind == SPROF_CALLS_FUNCTIONS) {
+            /* At a function's entry the outermost frame is the function. */
+            uint32_t n = address_functions(f, c->first, functions, MAX_INLINE_FRAMES);
+            if (n > 0) {
+                p->functions[functions[n - 1]].calls += c->second;
+                p->functions[functions[n - 1]].primitive_calls += c->count;
+            }
+        } else {
+            /* The caller is the code at the call site, inlined or not. */
+            uint32_t n = address_functions(f, c->first, functions, MAX_INLINE_FRAMES);
+            uint32_t caller = n > 0 ? functions[0] : UINT32_MAX;
+            n = address_functions(f, c->second, functions, MAX_INLINE_FRAMES);
+            if (caller != UINT32_MAX && n > 0)
+                add_edge(p, caller, functions[n - 1], c->count);
+        }
+    }
+    sprof_map_free(&latest);
+    sprof_map_free(&dropped_seen);
 }
 
 static uint32_t thread_index(struct profile *p, uint32_t process, uint32_t tid)
@@ -585,6 +713,7 @@ static bool merge_into_profile(struct trace_file *f)
     }
     for (size_t i = 0; i < f->notice_count; i++)
         add_notice(p, f->notices[i]);
+    merge_call_counts(f);
     return true;
 }
 

@@ -64,7 +64,29 @@ static void write_symbol(struct symbol_writer *w, uint64_t address, uint32_t mod
     sprof_encoder_end_record(w->enc);
 }
 
-/* Every address of every STACK record in the trace at path. */
+/* The functions and call sites of a CALL_COUNTS record. */
+static void collect_call_addresses(const struct sprof_record *record, struct sprof_map *addresses)
+{
+    struct sprof_decoder dec;
+    sprof_decoder_init(&dec, record->payload, record->size);
+    sprof_decoder_u32(&dec);
+    sprof_decoder_u32(&dec);
+    uint32_t kind = sprof_decoder_u32(&dec);
+    uint32_t count = sprof_decoder_u32(&dec);
+    sprof_decoder_u64(&dec);
+    for (uint32_t i = 0; i < count && dec.ok; i++) {
+        uint64_t first = sprof_decoder_u64(&dec);
+        uint64_t second = sprof_decoder_u64(&dec);
+        sprof_decoder_u64(&dec);
+        if (!dec.ok)
+            break;
+        sprof_map_put(addresses, first, 1);
+        if (kind == SPROF_CALLS_EDGES)
+            sprof_map_put(addresses, second, 1);
+    }
+}
+
+/* Every address of every STACK and CALL_COUNTS record in the trace. */
 static bool collect_addresses(const char *path, struct sprof_map *addresses)
 {
     struct sprof_reader reader;
@@ -74,6 +96,10 @@ static bool collect_addresses(const char *path, struct sprof_map *addresses)
     }
     struct sprof_record record;
     while (sprof_reader_next(&reader, &record) == SPROF_READ_RECORD) {
+        if (record.type == SPROF_REC_CALL_COUNTS) {
+            collect_call_addresses(&record, addresses);
+            continue;
+        }
         if (record.type != SPROF_REC_STACK)
             continue;
         struct sprof_decoder dec;

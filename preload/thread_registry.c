@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call_hooks.h"
 #include "profiler.h"
 #include "sample_handler.h"
 
@@ -176,6 +177,7 @@ void sprof_thread_end(struct sprof_thread *t)
     if (atomic_load(&sprof.active)) {
         sprof_thread_flush(t);
         sprof_thread_write_record(t, sprof_thread_cpu_ns(t->tid), name);
+        sprof_call_counts_end_thread();
     }
     sprof_thread_release(t);
     atomic_store(&t->state, SPROF_STATE_FREE);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "call_hooks.h"
 #include "module_list.h"
 #include "profiler.h"
 #include "sample_handler.h"
@@ -175,6 +176,7 @@ void sprof_trace_finish(void)
 {
     sprof_current_thread = NULL;
     uint32_t threads = stop_and_write_threads(true);
+    sprof_call_counts_write_all(true);
     append_summary(threads);
     pthread_mutex_lock(&trace_lock);
     sprof_module_list_update(&modules, &encoder);
@@ -190,6 +192,7 @@ void sprof_trace_finish_quick(void)
 {
     sprof_current_thread = NULL;
     uint32_t threads = stop_and_write_threads(true);
+    sprof_call_counts_write_all(true);
     append_summary(threads);
     sprof_trace_append_end();
     close_trace();
@@ -209,6 +212,7 @@ void sprof_trace_before_exec(void)
     if (self)
         sprof_timer_disarm(self);
     uint32_t threads = stop_and_write_threads(false);
+    sprof_call_counts_write_all(false);
     append_summary(threads);
     pthread_mutex_lock(&trace_lock);
     sprof_module_list_update(&modules, &encoder);
@@ -254,4 +258,5 @@ void sprof_trace_after_fork_child(void)
     atomic_store(&sprof_write_failures, 0);
     atomic_store(&sprof_next_stack_id, 0);
     sprof_threads_after_fork_child();
+    sprof_call_counts_after_fork_child();
 }

@@ -56,6 +56,7 @@ enum sprof_record_type {
     SPROF_REC_SUMMARY = 8,
     SPROF_REC_NOTICE = 9,
     SPROF_REC_END = 10,
+    SPROF_REC_CALL_COUNTS = 11,
 };
 
 /* A string inside a payload: uint32 length, then that many bytes, no NUL. */
@@ -195,5 +196,35 @@ struct sprof_notice_record {
 _Static_assert(sizeof(struct sprof_notice_record) == 4, "notice record");
 
 /* END: the writer closed the trace cleanly. Empty payload. */
+
+/* CALL_COUNTS: exact call counts of one thread, from the
+ * -finstrument-functions hooks. A thread's counts are a snapshot; a later
+ * snapshot (higher sequence) of the same thread replaces all earlier ones,
+ * and one snapshot may span several records. Followed by entry_count
+ * entries of the given kind. */
+enum sprof_call_count_kind {
+    SPROF_CALLS_FUNCTIONS = 1, /* entries: struct sprof_function_calls */
+    SPROF_CALLS_EDGES = 2,     /* entries: struct sprof_edge_calls */
+};
+struct sprof_call_counts_record {
+    uint32_t tid;
+    uint32_t sequence;
+    uint32_t kind;        /* enum sprof_call_count_kind */
+    uint32_t entry_count;
+    uint64_t dropped;     /* hook calls that could not be counted */
+};
+struct sprof_function_calls {
+    uint64_t function;    /* the function's entry address */
+    uint64_t calls;
+    uint64_t primitive;   /* calls made while it was not already active */
+};
+struct sprof_edge_calls {
+    uint64_t call_site;   /* return address in the caller, minus one */
+    uint64_t callee;      /* the called function's entry address */
+    uint64_t calls;
+};
+_Static_assert(sizeof(struct sprof_call_counts_record) == 24, "call counts record");
+_Static_assert(sizeof(struct sprof_function_calls) == 24, "function calls entry");
+_Static_assert(sizeof(struct sprof_edge_calls) == 24, "edge calls entry");
 
 #endif

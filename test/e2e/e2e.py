@@ -392,6 +392,74 @@ def truncation(env):
     check(pct(rows, "descend", "cumulative_percent") <= 100.0, "descend over 100%")
 
 
+def calls(rows, name):
+    check(name in rows, f"{name} missing from the profile")
+    return int(rows[name]["calls"]), int(rows[name]["primitive_calls"])
+
+
+@test
+def call_counts(env):
+    """A program built with -finstrument-functions gets exact call counts:
+    recursion (total/primitive), memoization, a thread that pthread_exits
+    from nested calls, a longjmp past exit hooks."""
+    run_ok(env, [env.program("counted"), "1"], trace="counted.bin")
+    rows = env.functions("counted.bin")
+    expected = {"fib": (57313, 1), "memo_fib": (2 * 30 - 1, 1), "leaf": (8, 8),
+                "caller_a": (3, 3), "caller_b": (5, 5), "descend": (10000, 1),
+                "thread_outer": (1, 1), "thread_inner": (1, 1), "jumped_over": (6, 2),
+                "main": (1, 1)}
+    for name, truth in expected.items():
+        got = calls(rows, name)
+        print(f"  {name:14} {got[0]}/{got[1]} calls (truth {truth[0]}/{truth[1]})")
+        check(got == truth, f"{name}: {got[0]}/{got[1]} calls, truth {truth[0]}/{truth[1]}")
+    check(calls(rows, "memo_fib")[0] <= 2 * 30 + 1, "memoized fib made more than 2n+1 calls")
+    table = env.analyze(os.path.join(env.workdir, "counted.bin"), "--limit", "50").stdout
+    check("57313/1" in table, "the table does not show fib's calls as 57313/1")
+    # Without -finstrument-functions the columns are empty, not zero.
+    run_ok(env, [env.program("split"), "50"], trace="plain.bin")
+    plain = env.functions("plain.bin")
+    check(plain["leaf_a"]["calls"] == "" and plain["leaf_a"]["primitive_calls"] == "",
+          "a trace without counts shows call counts")
+
+
+@test
+def callers(env):
+    """--callers and --callees list exactly the callers and callees, with
+    shares of the time known by construction and exact calls."""
+    run_ok(env, [env.program("counted"), "400"], trace="callers.bin")
+    out = env.analyze(os.path.join(env.workdir, "callers.bin"), "--callers", "^leaf$",
+                      "--format", "csv").stdout
+    rows = {r["caller"]: r for r in csv.DictReader(io.StringIO(out))}
+    print(f"  callers of leaf: " + ", ".join(f"{k} {float(v['share_percent']):.1f}% "
+                                              f"{v['calls']} calls" for k, v in rows.items()))
+    check(set(rows) == {"caller_a", "caller_b"}, f"callers of leaf: {sorted(rows)}")
+    check(abs(float(rows["caller_a"]["share_percent"]) - 100 * 15 / 18) <= 2,
+          "caller_a's share of leaf is off")
+    check(abs(float(rows["caller_b"]["share_percent"]) - 100 * 3 / 18) <= 2,
+          "caller_b's share of leaf is off")
+    check(rows["caller_a"]["calls"] == str(3 * 400) and rows["caller_b"]["calls"] == str(5 * 400),
+          "exact calls per caller are wrong")
+    out = env.analyze(os.path.join(env.workdir, "callers.bin"), "--callees", "^caller_a$",
+                      "--format", "csv").stdout
+    rows = {r["callee"]: r for r in csv.DictReader(io.StringIO(out))}
+    check(set(rows) <= {"leaf", "(self)"} and "leaf" in rows, f"callees of caller_a: {sorted(rows)}")
+    check(float(rows["leaf"]["share_percent"]) >= 98, "leaf should be nearly all of caller_a")
+    out = env.analyze(os.path.join(env.workdir, "callers.bin"), "--callees", "^main$",
+                      "--format", "csv").stdout
+    callees = {r["callee"] for r in csv.DictReader(io.StringIO(out)) if r["calls"]}
+    wanted = {"caller_a", "caller_b", "fib", "memo_fib", "descend", "jumped_over"}
+    check(callees == wanted, f"counted callees of main: {sorted(callees)}, expected {sorted(wanted)}")
+    # Also from samples alone: a trace with no counts still has callers.
+    run_ok(env, [env.program("split")], trace="split-callers.bin")
+    out = env.analyze(os.path.join(env.workdir, "split-callers.bin"), "--callers", "^leaf_a$",
+                      "--format", "csv").stdout
+    rows = {r["caller"]: r for r in csv.DictReader(io.StringIO(out))}
+    check(set(rows) == {"common_caller"} and float(rows["common_caller"]["share_percent"]) > 99,
+          f"sampled callers of leaf_a: {rows}")
+    bad = env.analyze("split-callers.bin", "--callers", "(", expect_status=1)
+    check("bad pattern" in bad.stderr, f"bad regex: {bad.stderr!r}")
+
+
 @test
 def analyzer_errors(env):
     """Bad input gets one clear line and a documented exit status."""
