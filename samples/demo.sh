@@ -24,7 +24,7 @@ build=$(cd "$build" && pwd)
 lib=$build/preload/libsprof.so
 analyze=$build/analyzer/sprof-analyze
 bin=$build/samples
-for file in "$lib" "$analyze" "$bin/sum" "$bin/fib" "$bin/threads" "$bin/runstat"; do
+for file in "$lib" "$analyze" "$bin/sum" "$bin/fib" "$bin/fib-counted" "$bin/threads" "$bin/runstat"; do
     if [[ ! -e $file ]]; then
         echo "demo.sh: $file is missing: build first (ninja -C $build)" >&2
         exit 1
@@ -42,6 +42,7 @@ SUM_REPEAT=50
 FIB_N=35
 FIB_NAIVE_REPEAT=5
 FIB_MEMO_REPEAT=20000
+FIB_COUNT_N=25
 
 heading() {
     printf '\n==== %s ====\n' "$*"
@@ -170,6 +171,21 @@ verdict=$(awk -v x="$speedup" 'BEGIN { print (x >= 100 ? "yes" : "NO") }')
 echo "  speedup: memoized fib($FIB_N) is ${speedup}x faster than naive per computation" \
     "(at least 100x: $verdict). The processes' totals are not comparable: they ran" \
     "$FIB_NAIVE_REPEAT and $FIB_MEMO_REPEAT computations."
+
+# Exact calls, from sprof's own call counts: fib built with
+# -finstrument-functions (fib-counted), one computation each.
+echo "  exact calls of fib($FIB_COUNT_N), from sprof's call counts (fib-counted: built with -finstrument-functions):"
+for mode in slow fast; do
+    SPROF_QUIET=1 SPROF_OUTPUT="$tmp/fib-counted-$mode.bin" LD_PRELOAD="$lib" \
+        "$bin/fib-counted" --mode "$mode" "$FIB_COUNT_N" >/dev/null
+    "$analyze" "$tmp/fib-counted-$mode.bin" --format csv |
+        awk -F'","|^"|",|,"' -v mode="$mode" '
+            $2 ~ /^fib_(naive|memo)$/ {
+                n = split($0, f, ",")
+                calls = f[n - 1]; primitive = f[n]
+                printf "    %-5s %-9s ncalls %s/%s\n", mode, $2, calls, primitive
+            }'
+done
 
 # ------------------------------------------------------------ threads ----
 heading "3. fib(35..38): one after another (slow) vs a pool of 4 worker threads (fast)"
