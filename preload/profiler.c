@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "sample_handler.h"
+#include "signals.h"
 
 /* Tells the processes a run starts that they are children of it, and where
  * the run's trace is: "<run id>:<first process's pid>:<trace path>". */
@@ -173,6 +174,7 @@ __attribute__((constructor)) static void sprof_start(void)
     sprof_sampler.flush_interval_ns = SPROF_FLUSH_INTERVAL_NS;
     if (pthread_key_create(&sprof.thread_key, on_thread_key_destroyed) != 0)
         return;
+    sprof_signals_init();
     int error = sprof_sampler_install();
     if (error) {
         char text[256];
@@ -185,6 +187,7 @@ __attribute__((constructor)) static void sprof_start(void)
         return;
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
     atomic_store(&sprof.active, true);
+    sprof_signals_guard_fatal();
     sprof_thread_begin();
 
     if (sprof.settings.warnings[0]) {

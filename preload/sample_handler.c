@@ -25,6 +25,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "signals.h"
 #include "sprof/trace_format.h"
 
 struct sprof_sampler_config sprof_sampler = {.trace_fd = -1};
@@ -468,7 +469,7 @@ static void forward(int signal_number, siginfo_t *info, void *context)
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;
-        sigaction(signal_number, &dfl, NULL);
+        sprof_real_sigaction(signal_number, &dfl, NULL);
         raise(signal_number);
         return;
     }
@@ -503,7 +504,7 @@ int sprof_sampler_install(void)
     action.sa_sigaction = sprof_sampler_on_signal;
     action.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&action.sa_mask);
-    if (sigaction(sprof_sampler.signal_number, &action, &sprof_sampler.previous) != 0)
+    if (sprof_real_sigaction(sprof_sampler.signal_number, &action, &sprof_sampler.previous) != 0)
         return errno;
     return 0;
 }

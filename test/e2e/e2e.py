@@ -460,6 +460,91 @@ def callers(env):
     check("bad pattern" in bad.stderr, f"bad regex: {bad.stderr!r}")
 
 
+def run_with_core_limit(env, argv, profile, trace):
+    """Runs argv with core dumps allowed; returns (exit code or -signal,
+    whether it dumped core)."""
+    import resource
+    env_vars = dict(os.environ)
+    for key in list(env_vars):
+        if key.startswith("SPROF_") or key == "LD_PRELOAD":
+            del env_vars[key]
+    if profile:
+        env_vars.update(LD_PRELOAD=env.lib, SPROF_OUTPUT=os.path.join(env.workdir, trace),
+                        SPROF_QUIET="1")
+
+    def allow_core():
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,
+                                                      resource.RLIM_INFINITY))
+        except (ValueError, OSError):
+            pass
+    process = subprocess.Popen(argv, env=env_vars, cwd=env.workdir, preexec_fn=allow_core,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status = os.waitpid(process.pid, 0)
+    process.returncode = 0  # reaped here; keep Popen from waiting again
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status), os.WCOREDUMP(status)
+    return os.WEXITSTATUS(status), False
+
+
+@test
+def endings(env):
+    """However the program ends (a fault, abort, a signal, exit, _exit, the
+    last thread's pthread_exit), it ends the same way under the profiler,
+    and its samples are kept."""
+    for how in ("segv", "abort", "term", "int", "pipe", "exit3", "_exit4", "thread-exit",
+                "kill-other"):
+        argv = [env.program("dies"), how]
+        plain = run_with_core_limit(env, argv, False, None)
+        trace = f"dies-{how}.bin"
+        profiled = run_with_core_limit(env, argv, True, trace)
+        check(plain == profiled, f"{how}: ended with {profiled} (status, core) under the profiler, "
+                                 f"{plain} without")
+        plain = plain[0]
+        rows = env.functions(trace)
+        samples = int(rows.get("work_before_dying", {}).get("cumulative_samples", 0))
+        s = env.summary(trace)
+        print(f"  {how:12} status {plain:4}, core {profiled[1]!s:5}: {samples} samples of work_before_dying, "
+              f"summary {'yes' if s['processes_without_summary'] == '0' else 'no'}")
+        check(samples > 100, f"{how}: only {samples} samples kept")
+        check(s["processes_without_summary"] == "0", f"{how}: the trace has no summary")
+    for name in os.listdir(env.workdir):
+        if name.startswith("core"):
+            os.unlink(os.path.join(env.workdir, name))
+
+
+@test
+def program_signals(env):
+    """A program that handles SIGINT and SIGPROF itself (with setitimer) sees
+    its own dispositions and gets its own signals."""
+    code = (
+        "import signal, time\n"
+        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, signal.getsignal(signal.SIGTERM)\n"
+        "got = []\n"
+        "signal.signal(signal.SIGPROF, lambda s, f: got.append(s))\n"
+        "signal.setitimer(signal.ITIMER_PROF, 0.01, 0.01)\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.5: pass\n"
+        "signal.setitimer(signal.ITIMER_PROF, 0)\n"
+        "print('sigprof', len(got))\n"
+        "try:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    time.sleep(0.1)\n"
+        "    print('no KeyboardInterrupt')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('KeyboardInterrupt')\n")
+    python = shutil.which("python3") or sys.executable
+    plain = env.run([python, "-c", code], profile=False)
+    profiled = env.run([python, "-c", code], trace="py.bin", extra_env={"SPROF_QUIET": "1"})
+    print(f"  without: {plain.stdout.split()}  with: {profiled.stdout.split()}")
+    check(plain.returncode == 0, f"the check fails without the profiler: {plain.stderr}")
+    check(profiled.returncode == 0, f"under the profiler: {profiled.stderr.strip()}")
+    check("KeyboardInterrupt" in profiled.stdout.split(), "SIGINT did not reach Python's handler")
+    got = int(profiled.stdout.split()[1])
+    check(got >= 20, f"the program's own SIGPROF timer delivered only {got} signals")
+    check(int(env.summary("py.bin")["samples"]) > 100, "sprof took no samples meanwhile")
+
+
 @test
 def analyzer_errors(env):
     """Bad input gets one clear line and a documented exit status."""

@@ -1,0 +1,143 @@
+/* Terminating signals and the program's view of dispositions; see
+ * signals.h. The interposed sigaction and signal may be called by the
+ * program from its own signal handlers, so they take no locks and allocate
+ * nothing. on_fatal_signal runs in a signal handler and calls only
+ * async-signal-safe code (sprof_stop(true) is). */
+#include "signals.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "profiler.h"
+#include "sample_handler.h"
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+static sigaction_fn real_sigaction;
+
+/* Per signal: whether sprof's handler stands in for the program's SIG_DFL,
+ * and the disposition the program believes it has. */
+static volatile sig_atomic_t guarded[NSIG];
+static struct sigaction program_view[NSIG];
+
+/* Signals whose default action ends the process. */
+static const int terminating[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, SIGABRT,
+                                  SIGBUS,  SIGFPE,  SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE,
+                                  SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ, SIGSYS,  SIGVTALRM};
+
+void sprof_signals_init(void)
+{
+    if (!real_sigaction)
+        real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+}
+
+int sprof_real_sigaction(int signal_number, const struct sigaction *action,
+                         struct sigaction *old)
+{
+    if (!real_sigaction) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real_sigaction(signal_number, action, old);
+}
+
+/* Faults raised by an instruction recur when the handler returns; others
+ * must be raised again. */
+static bool is_synchronous_fault(int signal_number, const siginfo_t *info)
+{
+    return info->si_code > 0 && (signal_number == SIGSEGV || signal_number == SIGBUS ||
+                                 signal_number == SIGILL || signal_number == SIGFPE ||
+                                 signal_number == SIGTRAP || signal_number == SIGSYS);
+}
+
+static void on_fatal_signal(int signal_number, siginfo_t *info, void *context)
+{
+    (void)context;
+    int saved_errno = errno;
+    /* Default action from here on: the death below is the program's own. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sprof_real_sigaction(signal_number, &dfl, NULL);
+    guarded[signal_number] = 0;
+    sprof_stop(true);
+    /* Pending (blocked during this handler) until we return; then the
+     * default action ends the process, with its core dump if it has one. */
+    if (!is_synchronous_fault(signal_number, info))
+        raise(signal_number);
+    errno = saved_errno;
+}
+
+void sprof_signals_guard_fatal(void)
+{
+    for (size_t i = 0; i < sizeof terminating / sizeof terminating[0]; i++) {
+        int signal_number = terminating[i];
+        if (signal_number == sprof_sampler.signal_number)
+            continue;
+        struct sigaction current;
+        if (sprof_real_sigaction(signal_number, NULL, &current) != 0 ||
+            (current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL)
+            continue;
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = on_fatal_signal;
+        action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+        sigemptyset(&action.sa_mask);
+        program_view[signal_number] = current;
+        guarded[signal_number] = 1;
+        if (sprof_real_sigaction(signal_number, &action, NULL) != 0)
+            guarded[signal_number] = 0;
+    }
+}
+
+static bool is_default(const struct sigaction *action)
+{
+    return !(action->sa_flags & SA_SIGINFO) && action->sa_handler == SIG_DFL;
+}
+
+SPROF_EXPORT int sigaction(int signal_number, const struct sigaction *action,
+                           struct sigaction *old)
+{
+    if (signal_number <= 0 || signal_number >= NSIG)
+        return sprof_real_sigaction(signal_number, action, old);
+    if (signal_number == sprof_sampler.signal_number && atomic_load(&sprof.active)) {
+        /* Our handler stays; the program's is called for every signal that
+         * is not a sample (sample_handler.c forwards it). */
+        if (old)
+            *old = sprof_sampler.previous;
+        if (action)
+            sprof_sampler.previous = *action;
+        return 0;
+    }
+    if (guarded[signal_number]) {
+        if (old)
+            *old = program_view[signal_number];
+        if (action && !is_default(action)) {
+            /* The program takes the signal over: step aside for good. */
+            guarded[signal_number] = 0;
+            return sprof_real_sigaction(signal_number, action, NULL);
+        }
+        if (action)
+            program_view[signal_number] = *action;
+        return 0;
+    }
+    return sprof_real_sigaction(signal_number, action, old);
+}
+
+/* glibc's signal() calls its internal sigaction, not the interposed one:
+ * interpose it too, with its BSD semantics. */
+SPROF_EXPORT sighandler_t signal(int signal_number, sighandler_t handler)
+{
+    struct sigaction action, old;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = handler;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, signal_number);
+    if (sigaction(signal_number, &action, &old) != 0)
+        return SIG_ERR;
+    return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void (*)(void))old.sa_sigaction
+                                       : old.sa_handler;
+}

@@ -1,0 +1,24 @@
+/* Signals the program could die of, and its view of signal dispositions.
+ *
+ * Where a program leaves a terminating signal at its default action, sprof
+ * catches it to write the samples out first, then dies of the same signal
+ * with the same default action (and core dump). The program never sees
+ * this: the interposed sigaction and signal report, and store, the
+ * disposition it set, and a handler it installs replaces sprof's. */
+#ifndef SPROF_SIGNALS_H
+#define SPROF_SIGNALS_H
+
+#include <signal.h>
+
+/* The real sigaction (found with dlsym at start-up). Async-signal-safe. */
+int sprof_real_sigaction(int signal_number, const struct sigaction *action,
+                         struct sigaction *old);
+
+/* Resolves the real functions. Not signal-safe: call first, at start-up. */
+void sprof_signals_init(void);
+
+/* Installs the exit-path handlers on the terminating signals the program
+ * leaves at their default action. Not signal-safe; call at start-up. */
+void sprof_signals_guard_fatal(void);
+
+#endif

@@ -1,0 +1,64 @@
+/* Computes for a while, then ends in the way named by its argument:
+ *   segv, abort, term (SIGTERM to itself), int (SIGINT), pipe (write to a
+ *   closed pipe), exit3 (exit(3)), _exit4 (_exit(4)), thread-exit (the last
+ *   thread calls pthread_exit), or kill-other (another thread raises SIGTERM).
+ * The profile must hold the work, and the ending must be the program's. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "work.h"
+
+volatile uint64_t work_sink;
+
+__attribute__((noinline)) static void work_before_dying(void)
+{
+    for (int i = 0; i < 60; i++)
+        WORK_LOOP(1000, (uint64_t)i);
+}
+
+static void *raise_term(void *unused)
+{
+    (void)unused;
+    kill(getpid(), SIGTERM);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *how = argc > 1 ? argv[1] : "exit3";
+    work_before_dying();
+    fflush(stdout);
+    if (!strcmp(how, "segv")) {
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    } else if (!strcmp(how, "abort")) {
+        abort();
+    } else if (!strcmp(how, "term")) {
+        raise(SIGTERM);
+    } else if (!strcmp(how, "int")) {
+        raise(SIGINT);
+    } else if (!strcmp(how, "pipe")) {
+        int fds[2];
+        if (pipe(fds) == 0) {
+            close(fds[0]);
+            ssize_t ignored = write(fds[1], "x", 1);
+            (void)ignored;
+        }
+    } else if (!strcmp(how, "_exit4")) {
+        _exit(4);
+    } else if (!strcmp(how, "thread-exit")) {
+        pthread_exit(NULL);
+    } else if (!strcmp(how, "kill-other")) {
+        pthread_t thread;
+        pthread_create(&thread, NULL, raise_term, NULL);
+        for (;;)
+            WORK_LOOP(100, 1);
+    }
+    exit(3);
+}
