@@ -40,7 +40,8 @@ static void print_line(const char *text)
     if (sprof.stderr_line_printed || !sprof.prints_line)
         return;
     sprof.stderr_line_printed = true;
-    char line[sizeof sprof_sampler.trace_path + 1400];
+    /* Static: this may run on a small alternate signal stack. */
+    static char line[sizeof sprof_sampler.trace_path + 1400];
     size_t n = 0;
     for (const char *part = "sprof: "; *part && n < sizeof line - 1; part++)
         line[n++] = *part;
@@ -208,7 +209,10 @@ void sprof_stop(bool quick)
 {
     if (!sprof_in_profiled_process() || !atomic_exchange(&sprof.active, false))
         return;
-    char path[sizeof sprof_sampler.trace_path];
+    /* Static: this may run in a signal handler on a small alternate stack;
+     * the exchange above lets only one caller through. */
+    static char path[sizeof sprof_sampler.trace_path];
+    static char text[sizeof path + 200];
     memcpy(path, sprof_sampler.trace_path, sizeof path);
     if (quick)
         sprof_trace_finish_quick();
@@ -216,7 +220,6 @@ void sprof_stop(bool quick)
         sprof_trace_finish();
     if (sprof.settings.quiet)
         return;
-    char text[sizeof path + 200];
     uint64_t ms = atomic_load(&sprof_total_weight_ns) / 1000000u;
     size_t n = append_decimal(text, 0, sizeof text, atomic_load(&sprof_total_samples), 1);
     n = append_text(text, n, sizeof text, " samples (");

@@ -5,7 +5,7 @@
  * to the trace. It runs at any instruction of the host program, inside
  * malloc, inside the dynamic loader, inside locks. So it may call only:
  *   - async-signal-safe system calls: read, write, open, close, fstat,
- *     fcntl, clock_gettime, getpid, sigaction, raise;
+ *     fcntl, clock_gettime, getpid, sigaction, sigaltstack, raise;
  *   - libunwind's local unwinding (unw_backtrace, unw_init_local2,
  *     unw_step, unw_get_reg), which allocates nothing once warmed up;
  *   - lock-free atomics.
@@ -41,6 +41,11 @@ static _Atomic uint64_t last_sweep_ns;
 /* Frames that may precede the interrupted one in unw_backtrace's output:
  * this handler, libunwind's own, and the kernel's signal trampoline. */
 #define HANDLER_FRAMES_MAX 32
+/* Stack this handler needs, with a margin: measured at about 5.5 KB
+ * (libunwind's context and cursor, our frames; the address buffers live in
+ * the thread's state, not here), by the high-water mark of a program's
+ * alternate stack (test/e2e/programs/altstack.c). */
+#define HANDLER_STACK_NEEDED (8 * 1024)
 /* A reopened trace descriptor is moved at least this high, out of the way
  * of programs that expect the lowest free numbers. */
 #define HIGH_FD 512
@@ -321,9 +326,10 @@ static uint32_t unwind_with_cursor(ucontext_t *uc, uint64_t *pcs, uint32_t max_d
 
 /* Fills pcs leaf first; entries after the leaf are return addresses minus
  * one. Returns the depth (at least 1). */
-static uint32_t capture_stack(ucontext_t *uc, uint64_t *pcs, uint32_t max_depth, bool *truncated)
+static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *pcs,
+                              uint32_t max_depth, bool *truncated)
 {
-    void *frames[SPROF_STACK_MAX_DEPTH + HANDLER_FRAMES_MAX + 1];
+    void **frames = t->scratch_frames;
     int wanted = (int)max_depth + HANDLER_FRAMES_MAX + 1;
     int count = unw_backtrace(frames, wanted);
     uint64_t pc = interrupted_pc(uc);
@@ -400,12 +406,15 @@ static void sweep_idle_threads(struct sprof_thread *self, uint64_t now)
     }
 }
 
-static void take_sample(struct sprof_thread *t, const siginfo_t *info, ucontext_t *uc)
+/* noinline: keeps the handler's own frame small, so that the stack check
+ * runs before any large frame is pushed. */
+__attribute__((noinline)) static void take_sample(struct sprof_thread *t, const siginfo_t *info,
+                                                  ucontext_t *uc)
 {
     uint64_t weight = sample_weight(t, info);
-    uint64_t pcs[SPROF_STACK_MAX_DEPTH];
+    uint64_t *pcs = t->scratch_pcs;
     bool truncated;
-    uint32_t depth = capture_stack(uc, pcs, sprof_sampler.max_depth, &truncated);
+    uint32_t depth = capture_stack(t, uc, pcs, sprof_sampler.max_depth, &truncated);
 
     int idle = SPROF_IDLE;
     if (!atomic_compare_exchange_strong(&t->busy, &idle, SPROF_BUSY_HANDLER)) {
@@ -454,7 +463,8 @@ static bool signal_is_sample(const struct sprof_thread *t, const siginfo_t *info
 }
 
 /* A signal that is not a sample goes where it would have gone without us. */
-static void forward(int signal_number, siginfo_t *info, void *context)
+__attribute__((noinline)) static void forward(int signal_number, siginfo_t *info,
+                                              void *context)
 {
     const struct sigaction *previous = &sprof_sampler.previous;
     if (previous->sa_flags & SA_SIGINFO) {
@@ -476,6 +486,27 @@ static void forward(int signal_number, siginfo_t *info, void *context)
     previous->sa_handler(signal_number);
 }
 
+__attribute__((noinline)) static void warm_up_unwinder(struct sprof_thread *t, ucontext_t *uc)
+{
+    bool truncated;
+    capture_stack(t, uc, t->scratch_pcs, sprof_sampler.max_depth, &truncated);
+    t->warming_up = false;
+}
+
+/* Whether this handler runs on an alternate signal stack with too little
+ * room to unwind: programs give their own handlers small alternate stacks
+ * (CPython's faulthandler, 16 KB), and our signal can arrive while one of
+ * those runs. A system call only when off the thread's usual stack. */
+static bool short_of_stack(const struct sprof_thread *t)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (here >= t->stack_low && here < t->stack_high)
+        return false;
+    stack_t alternate;
+    return sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK) &&
+           here - (uintptr_t)alternate.ss_sp < HANDLER_STACK_NEEDED;
+}
+
 void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context)
 {
     int saved_errno = errno;
@@ -484,11 +515,10 @@ void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context)
         forward(signal_number, info, context);
     } else if (!t) {
         /* A late signal of a stopped timer, or a thread we do not sample. */
+    } else if (short_of_stack(t)) {
+        atomic_fetch_add_explicit(&sprof_lost_samples, 1, memory_order_relaxed);
     } else if (t->warming_up) {
-        uint64_t pcs[SPROF_STACK_MAX_DEPTH];
-        bool truncated;
-        capture_stack(context, pcs, sprof_sampler.max_depth, &truncated);
-        t->warming_up = false;
+        warm_up_unwinder(t, context);
     } else if (signal_is_sample(t, info)) {
         take_sample(t, info, context);
     }

@@ -83,7 +83,10 @@ void sprof_signals_guard_fatal(void)
         struct sigaction action;
         memset(&action, 0, sizeof action);
         action.sa_sigaction = on_fatal_signal;
-        action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+        /* Not SA_ONSTACK: a program's alternate stack may be too small for
+         * the exit path. Without one, a stack overflow's SIGSEGV kills as
+         * it would have. */
+        action.sa_flags = SA_SIGINFO | SA_RESTART;
         sigemptyset(&action.sa_mask);
         program_view[signal_number] = current;
         guarded[signal_number] = 1;

@@ -15,6 +15,7 @@
 
 #include "call_hooks.h"
 #include "profiler.h"
+#include "sprof/trace_format.h"
 #include "sample_handler.h"
 
 __thread struct sprof_thread *sprof_current_thread __attribute__((tls_model("initial-exec")));
@@ -55,7 +56,10 @@ static struct sprof_thread *new_state(void)
     size_t slots = SLOT_COUNT * sizeof(struct sprof_stack_slot);
     size_t arena = ARENA_WORDS * sizeof(uint64_t);
     size_t pending = SLOT_COUNT * sizeof(uint32_t);
-    size_t size = sizeof(struct sprof_thread) + slots + arena + pending + OUT_BYTES;
+    size_t frames = (SPROF_STACK_MAX_DEPTH + 33) * sizeof(void *);
+    size_t pcs = SPROF_STACK_MAX_DEPTH * sizeof(uint64_t);
+    size_t size = sizeof(struct sprof_thread) + 16 + slots + arena + pending + OUT_BYTES + frames +
+                  pcs;
     /* mmap, not malloc: pages are touched only as they are used. */
     uint8_t *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED)
@@ -72,6 +76,8 @@ static struct sprof_thread *new_state(void)
     t->pending = (uint32_t *)(at + slots + arena);
     t->out = at + slots + arena + pending;
     t->out_size = OUT_BYTES - 16;
+    t->scratch_frames = (void **)(t->out + OUT_BYTES);
+    t->scratch_pcs = (uint64_t *)(t->out + OUT_BYTES + frames);
     t->perf_fd = -1;
     return t;
 }
@@ -125,6 +131,18 @@ static void reset_state(struct sprof_thread *t)
     atomic_store(&t->samples, 0);
     atomic_store(&t->weight_ns, 0);
     t->last_flush_ns = sprof_monotonic_ns();
+    /* The thread's own stack, to notice when the handler runs elsewhere. */
+    t->stack_low = t->stack_high = 0;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *low;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &low, &size) == 0) {
+            t->stack_low = (uintptr_t)low;
+            t->stack_high = (uintptr_t)low + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
 }
 
 struct sprof_thread *sprof_thread_begin(void)

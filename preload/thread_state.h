@@ -55,6 +55,11 @@ struct sprof_thread {
     uint32_t *pending;         /* indexes of slots with pending samples */
     uint32_t pending_count;
     uint8_t *out;              /* whole records not yet written */
+    /* Unwinding buffers, here rather than on the handler's stack, which may
+     * be a program's small alternate signal stack. */
+    void **scratch_frames;     /* SPROF_STACK_MAX_DEPTH + 33 entries */
+    uint64_t *scratch_pcs;     /* SPROF_STACK_MAX_DEPTH entries */
+    uintptr_t stack_low, stack_high; /* the thread's own stack */
     uint32_t out_size, out_used;
     uint64_t last_flush_ns;
     void *mapping;

@@ -546,6 +546,29 @@ def program_signals(env):
 
 
 @test
+def small_altstack(env):
+    """A sample that arrives while the program's handler runs on a small
+    alternate stack must not overflow it (CPython with -X faulthandler
+    crashed at exit before this was handled)."""
+    for size, freq in (("16", "999"), ("16", "4000"), ("8", "4000")):
+        trace = f"alt-{size}-{freq}.bin"
+        result = env.run([env.program("altstack"), size], trace=trace,
+                         extra_env={"SPROF_FREQ": freq, "SPROF_QUIET": "1"})
+        check(result.returncode == 0, f"{size} KB at {freq} Hz: exit {result.returncode} "
+                                      f"{result.stderr}")
+        s = env.summary(trace)
+        print(f"  {size} KB, {freq} Hz: {s['samples']} samples, {s['lost_samples']} skipped "
+              f"for lack of stack")
+        # 16 KB leaves room to unwind; 8 KB does not, and the samples taken
+        # there are counted as lost, not taken.
+        check(int(s["samples"]) + int(s["lost_samples"]) > 100, "no samples at all")
+        if size == "16":
+            check(int(s["samples"]) > 100, "16 KB should leave room for samples")
+        else:
+            check(int(s["lost_samples"]) > 100, "8 KB should be too small to sample on")
+
+
+@test
 def analyzer_errors(env):
     """Bad input gets one clear line and a documented exit status."""
     missing = env.analyze("no-such-trace.bin", expect_status=2)
