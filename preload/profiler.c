@@ -160,7 +160,8 @@ __attribute__((constructor)) static void sprof_start(void)
         setenv(RUN_VARIABLE, value, 1);
     }
 
-    if (!sprof_timer_plan_choose(&sprof.plan, sprof.settings.timer, sprof.period_ns,
+    if (!sprof_timer_plan_choose(&sprof.plan, sprof.settings.timer, sprof.settings.kernel,
+                                 sprof.period_ns,
                                  sprof.settings.signal_number)) {
         char text[400];
         snprintf(text, sizeof text, "%s; not profiling", sprof.plan.notice);

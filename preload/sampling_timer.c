@@ -83,29 +83,38 @@ static int arm_cputime(struct sprof_thread *t, uint64_t period_ns, int signal_nu
 }
 
 bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_choice choice,
-                             uint64_t period_ns, int signal_number)
+                             bool want_kernel, uint64_t period_ns, int signal_number)
 {
     (void)signal_number;
     memset(plan, 0, sizeof *plan);
     if (choice != SPROF_TIMER_CHOICE_CPUTIME) {
-        int fd = open_task_clock(period_ns, true);
-        if (fd >= 0) {
-            close(fd);
-            plan->timer_kind = SPROF_TIMER_PERF_TASK_CLOCK;
-            plan->kernel_sampled = true;
-            return true;
+        int kernel_error = 0;
+        if (want_kernel) {
+            int fd = open_task_clock(period_ns, true);
+            if (fd >= 0) {
+                close(fd);
+                plan->timer_kind = SPROF_TIMER_PERF_TASK_CLOCK;
+                plan->kernel_sampled = true;
+                return true;
+            }
+            kernel_error = -fd;
         }
-        int kernel_error = -fd;
-        fd = open_task_clock(period_ns, false);
+        int fd = open_task_clock(period_ns, false);
         if (fd >= 0) {
             close(fd);
             plan->timer_kind = SPROF_TIMER_PERF_TASK_CLOCK;
             plan->kernel_sampled = false;
-            snprintf(plan->notice, sizeof plan->notice,
-                     "time in system calls is not sampled: perf_event may not count the kernel "
-                     "(%s; perf_event_paranoid is above 1 and CAP_PERFMON is missing); "
-                     "SPROF_TIMER=cputime samples it at the kernel tick's rate",
-                     strerror(kernel_error));
+            if (want_kernel)
+                snprintf(plan->notice, sizeof plan->notice,
+                         "time in system calls is not sampled: perf_event may not count the "
+                         "kernel (%s; perf_event_paranoid is above 1 and CAP_PERFMON is missing); "
+                         "SPROF_TIMER=cputime samples it at the kernel tick's rate",
+                         strerror(kernel_error));
+            else
+                snprintf(plan->notice, sizeof plan->notice,
+                         "time in system calls is not sampled, so that no sample interrupts one "
+                         "(SPROF_KERNEL=1 samples it where permitted, but then blocking calls "
+                         "can return early, as with any signal)");
             return true;
         }
         if (choice == SPROF_TIMER_CHOICE_PERF) {

@@ -17,9 +17,11 @@ struct sprof_timer_plan {
 };
 
 /* Decides how threads will be sampled, by trying the options on the calling
- * thread. Returns false if no timer can be had at all (why in notice). */
+ * thread. want_kernel: count time in system calls with perf_event where
+ * permitted (then samples can interrupt blocking calls). Returns false if
+ * no timer can be had at all (why in notice). */
 bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_choice choice,
-                             uint64_t period_ns, int signal_number);
+                             bool want_kernel, uint64_t period_ns, int signal_number);
 
 /* Arms the calling thread's timer per the plan. Returns 0 or an errno. */
 int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,

@@ -124,4 +124,5 @@ void sprof_settings_read(struct sprof_settings *s, const char *output_base)
     read_bool(s, "SPROF_SYMBOLIZE", &s->symbolize);
     read_signal(s);
     read_bool(s, "SPROF_CHILDREN", &s->children);
+    read_bool(s, "SPROF_KERNEL", &s->kernel);
 }

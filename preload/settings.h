@@ -21,6 +21,7 @@ struct sprof_settings {
     bool symbolize;             /* SPROF_SYMBOLIZE */
     int signal_number;          /* SPROF_SIGNAL */
     bool children;              /* SPROF_CHILDREN */
+    bool kernel;                /* SPROF_KERNEL: sample system calls too */
     char warnings[1024];        /* bad values, for one line on stderr */
 };
 
