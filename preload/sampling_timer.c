@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,12 +32,38 @@ static int open_task_clock(uint64_t period_ns, bool include_kernel)
     return fd < 0 ? -errno : (int)fd;
 }
 
+/* Our descriptors: at most a sixteenth of the program's budget, and numbered
+ * from the middle of it, away from the low numbers programs expect. */
+static _Atomic int perf_descriptors;
+
+int sprof_fd_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+        limit.rlim_cur > 1 << 20)
+        return 1 << 20;
+    return (int)limit.rlim_cur;
+}
+
+int sprof_move_fd_high(int fd)
+{
+    int limit = sprof_fd_limit();
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, limit >= 2048 ? 1024 : limit / 2);
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
+}
+
 static int arm_perf(struct sprof_thread *t, uint64_t period_ns, bool include_kernel,
                     int signal_number)
 {
+    if (atomic_load(&perf_descriptors) >= sprof_fd_limit() / 16)
+        return EMFILE;
     int fd = open_task_clock(period_ns, include_kernel);
     if (fd < 0)
         return -fd;
+    fd = sprof_move_fd_high(fd);
     struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = t->tid};
     if (fcntl(fd, F_SETFL, O_ASYNC) != 0 || fcntl(fd, F_SETSIG, signal_number) != 0 ||
         fcntl(fd, F_SETOWN_EX, &owner) != 0) {
@@ -132,13 +159,25 @@ bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_cho
     return true;
 }
 
+_Atomic uint32_t sprof_threads_without_perf;
+
 int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
                     uint64_t period_ns, int signal_number)
 {
     t->perf_fd = -1;
     t->has_timer = false;
-    if (plan->timer_kind == SPROF_TIMER_PERF_TASK_CLOCK)
-        return arm_perf(t, period_ns, plan->kernel_sampled, signal_number);
+    if (plan->timer_kind == SPROF_TIMER_PERF_TASK_CLOCK) {
+        int error = arm_perf(t, period_ns, plan->kernel_sampled, signal_number);
+        if (error == 0) {
+            atomic_fetch_add(&perf_descriptors, 1);
+            return 0;
+        }
+        /* Out of descriptors (or our share of them): a CPU-time timer
+         * needs none. The program never gets EMFILE because of us. */
+        if (error != EMFILE && error != ENFILE)
+            return error;
+        atomic_fetch_add(&sprof_threads_without_perf, 1);
+    }
     return arm_cputime(t, period_ns, signal_number);
 }
 
@@ -154,6 +193,7 @@ void sprof_timer_disarm(struct sprof_thread *t)
     if (fd >= 0) {
         ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
         close(fd);
+        atomic_fetch_sub(&perf_descriptors, 1);
     }
     if (has_timer)
         timer_delete(t->timer);

@@ -5,7 +5,9 @@
 #define SPROF_SAMPLING_TIMER_H
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "settings.h"
 #include "thread_state.h"
@@ -23,7 +25,16 @@ struct sprof_timer_plan {
 bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_choice choice,
                              bool want_kernel, uint64_t period_ns, int signal_number);
 
-/* Arms the calling thread's timer per the plan. Returns 0 or an errno. */
+/* Threads that got a CPU-time timer because descriptors ran short. */
+extern _Atomic uint32_t sprof_threads_without_perf;
+
+/* The soft RLIMIT_NOFILE (capped), and a descriptor moved (close-on-exec)
+ * to the upper half of it, away from the low numbers programs expect. */
+int sprof_fd_limit(void);
+int sprof_move_fd_high(int fd);
+
+/* Arms the calling thread's timer per the plan; with perf, falls back to a
+ * CPU-time timer when descriptors are short. Returns 0 or an errno. */
 int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
                     uint64_t period_ns, int signal_number);
 

@@ -86,6 +86,7 @@ int sprof_trace_open(const char *path, const char *settings_warnings)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return errno;
+    fd = sprof_move_fd_high(fd);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int error = errno;
@@ -179,6 +180,18 @@ void sprof_trace_finish(void)
     sprof_call_counts_write_all(true);
     append_summary(threads);
     pthread_mutex_lock(&trace_lock);
+    uint32_t without_perf = atomic_load(&sprof_threads_without_perf);
+    if (without_perf) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "%u threads were sampled with CPU-time timers (tick rate) instead of perf_event, "
+                 "to leave the program its file descriptors",
+                 without_perf);
+        sprof_encoder_begin_record(&encoder, SPROF_REC_NOTICE);
+        sprof_encoder_u32(&encoder, SPROF_NOTICE_TIMER_FALLBACK);
+        sprof_encoder_string(&encoder, text);
+        sprof_encoder_end_record(&encoder);
+    }
     sprof_module_list_update(&modules, &encoder);
     append_encoded();
     if (sprof.settings.symbolize)
