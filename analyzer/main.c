@@ -32,10 +32,13 @@ static const char usage_text[] =
     "                      and exact calls (with -finstrument-functions)\n"
     "      --callees REGEX for functions matching REGEX, what they call\n"
     "      --no-children   do not merge the traces of processes the run started\n"
+    "      --per-process   one report per process instead of one merged report\n"
+    "      --pid PID       only the process PID\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
     "\n"
-    "Traces of child processes (TRACE.<pid>) from the same run are merged.\n"
+    "Traces of child processes (TRACE.<pid>) from the same run are read too,\n"
+    "merged unless --per-process or --pid says otherwise.\n"
     "Exit status: 0 ok, 1 usage error, 2 unreadable trace, 3 output error.\n";
 
 static void usage_error(const char *message, const char *argument)
@@ -62,26 +65,40 @@ static bool parse_sort(const char *text, enum sort_key *key)
     return false;
 }
 
-/* Loads path, then (if it is a run's first trace) its children's traces. */
-static bool load_with_children(struct profile *profile, const char *path, bool children,
-                               int *status)
+struct trace_list {
+    char **paths;
+    size_t count, capacity;
+};
+
+static void add_path(struct trace_list *list, const char *path)
 {
-    char error[512], warning[512];
-    if (profile_load_file(profile, path, error, sizeof error, warning, sizeof warning) < 0) {
-        fprintf(stderr, "sprof-analyze: %s: %s\n", path, error);
-        *status = EXIT_BAD_TRACE;
-        return false;
+    if (list->count == list->capacity) {
+        size_t capacity = list->capacity ? list->capacity * 2 : 16;
+        char **paths = realloc(list->paths, capacity * sizeof *paths);
+        if (!paths)
+            return;
+        list->paths = paths;
+        list->capacity = capacity;
     }
-    if (warning[0])
-        fprintf(stderr, "sprof-analyze: warning: %s: %s\n", path, warning);
+    char *copy = strdup(path);
+    if (copy)
+        list->paths[list->count++] = copy;
+}
+
+/* Adds path and, if it is a run's first trace, its children's traces
+ * (PATH.<pid> with the same run id). */
+static void add_with_children(struct trace_list *list, const char *path, bool children)
+{
+    add_path(list, path);
     uint64_t run_id;
     bool is_root;
-    if (!children || !trace_run_identity(path, &run_id, &is_root) || !is_root)
-        return true;
+    uint32_t pid;
+    if (!children || !trace_run_identity(path, &run_id, &is_root, &pid) || !is_root)
+        return;
     size_t length = strlen(path);
     char *pattern = malloc(length * 2 + 16);
     if (!pattern)
-        return true;
+        return;
     /* Escape glob characters in the path itself. */
     size_t n = 0;
     for (const char *c = path; *c; c++) {
@@ -95,27 +112,73 @@ static bool load_with_children(struct profile *profile, const char *path, bool c
         for (size_t i = 0; i < found.gl_pathc; i++) {
             uint64_t child_run;
             bool child_root;
-            if (!trace_run_identity(found.gl_pathv[i], &child_run, &child_root) ||
-                child_run != run_id || child_root)
-                continue;
-            if (profile_load_file(profile, found.gl_pathv[i], error, sizeof error, warning,
-                                  sizeof warning) < 0)
-                fprintf(stderr, "sprof-analyze: warning: %s: %s\n", found.gl_pathv[i], error);
-            else if (warning[0])
-                fprintf(stderr, "sprof-analyze: warning: %s: %s\n", found.gl_pathv[i], warning);
+            uint32_t child_pid;
+            if (trace_run_identity(found.gl_pathv[i], &child_run, &child_root, &child_pid) &&
+                child_run == run_id && !child_root)
+                add_path(list, found.gl_pathv[i]);
         }
         globfree(&found);
     }
     free(pattern);
+}
+
+/* Loads one trace into profile; a bad one is reported. Returns false if it
+ * could not be read at all. */
+static bool load_trace(struct profile *profile, const char *path)
+{
+    char error[512], warning[512];
+    if (profile_load_file(profile, path, error, sizeof error, warning, sizeof warning) < 0) {
+        fprintf(stderr, "sprof-analyze: %s: %s\n", path, error);
+        return false;
+    }
+    if (warning[0])
+        fprintf(stderr, "sprof-analyze: warning: %s: %s\n", path, warning);
     return true;
+}
+
+struct view {
+    struct report_options options;
+    bool csv, threads, summary;
+    const char *callers, *callees;
+};
+
+/* Prints the chosen view of profile. */
+static void print_view(struct profile *profile, const struct view *v)
+{
+    if (v->callers || v->callees) {
+        char error[256];
+        if ((v->callers &&
+             !print_callers(stdout, profile, v->callers, false, v->csv, error, sizeof error)) ||
+            (v->callees &&
+             !print_callers(stdout, profile, v->callees, true, v->csv, error, sizeof error))) {
+            profile_free(profile);
+            usage_error(error, NULL);
+        }
+    } else if (v->summary) {
+        print_summary(stdout, profile, v->csv);
+    } else if (v->threads) {
+        if (v->csv)
+            print_threads_csv(stdout, profile);
+        else
+            print_threads_table(stdout, profile);
+    } else {
+        size_t count;
+        struct function_stats *stats = compute_function_stats(profile, v->options.sort, &count);
+        if (v->csv)
+            print_csv(stdout, profile, stats, count, &v->options);
+        else
+            print_table(stdout, profile, stats, count, &v->options);
+        free(stats);
+    }
 }
 
 int main(int argc, char **argv)
 {
     struct report_options options = {.sort = SORT_CUMULATIVE};
-    bool csv = false, threads = false, children = true, summary = false;
+    bool csv = false, threads = false, children = true, summary = false, per_process = false;
     const char *callers = NULL, *callees = NULL;
-    enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY, OPT_CALLERS, OPT_CALLEES };
+    uint32_t only_pid = 0;
+    enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY, OPT_CALLERS, OPT_CALLEES, OPT_PER_PROCESS, OPT_PID };
     static const struct option long_options[] = {
         {"sort", required_argument, NULL, 's'},   {"limit", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'}, {"threads", no_argument, NULL, 't'},
@@ -123,6 +186,8 @@ int main(int argc, char **argv)
         {"summary", no_argument, NULL, OPT_SUMMARY},
         {"callers", required_argument, NULL, OPT_CALLERS},
         {"callees", required_argument, NULL, OPT_CALLEES},
+        {"per-process", no_argument, NULL, OPT_PER_PROCESS},
+        {"pid", required_argument, NULL, OPT_PID},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     opterr = 0;
@@ -162,6 +227,18 @@ int main(int argc, char **argv)
         case OPT_CALLEES:
             callees = optarg;
             break;
+        case OPT_PER_PROCESS:
+            per_process = true;
+            break;
+        case OPT_PID: {
+            char *end;
+            errno = 0;
+            long long pid = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || pid <= 0 || pid > UINT32_MAX)
+                usage_error("--pid needs a process id", optarg);
+            only_pid = (uint32_t)pid;
+            break;
+        }
         case OPT_NO_CHILDREN:
             children = false;
             break;
@@ -182,41 +259,50 @@ int main(int argc, char **argv)
     if (optind >= argc)
         usage_error("no trace file given", NULL);
 
-    struct profile profile;
-    profile_init(&profile);
-    int status = 0;
+    struct trace_list list = {0};
     for (int i = optind; i < argc; i++) {
         /* Children are found only for a single trace; named files are taken as given. */
-        load_with_children(&profile, argv[i], children && argc - optind == 1, &status);
+        add_with_children(&list, argv[i], children && argc - optind == 1);
     }
-    if (profile.process_count == 0) {
-        profile_free(&profile);
-        return EXIT_BAD_TRACE;
-    }
-    if (callers || callees) {
-        char error[256];
-        if ((callers && !print_callers(stdout, &profile, callers, false, csv, error, sizeof error)) ||
-            (callees && !print_callers(stdout, &profile, callees, true, csv, error, sizeof error))) {
-            profile_free(&profile);
-            usage_error(error, NULL);
+    struct view view = {options, csv, threads, summary, callers, callees};
+    int status = 0;
+    size_t loaded = 0;
+    struct profile profile;
+    profile_init(&profile);
+    for (size_t i = 0; i < list.count; i++) {
+        uint64_t run_id;
+        bool is_root;
+        uint32_t pid = 0;
+        if (only_pid && (!trace_run_identity(list.paths[i], &run_id, &is_root, &pid) ||
+                         pid != only_pid))
+            continue;
+        if (!load_trace(&profile, list.paths[i])) {
+            status = EXIT_BAD_TRACE;
+            continue;
         }
-    } else if (summary) {
-        print_summary(stdout, &profile, csv);
-    } else if (threads) {
-        if (csv)
-            print_threads_csv(stdout, &profile);
-        else
-            print_threads_table(stdout, &profile);
-    } else {
-        size_t count;
-        struct function_stats *stats = compute_function_stats(&profile, options.sort, &count);
-        if (csv)
-            print_csv(stdout, &profile, stats, count, &options);
-        else
-            print_table(stdout, &profile, stats, count, &options);
-        free(stats);
+        loaded++;
+        if (per_process) {
+            if (!csv)
+                printf("%s==== process %u: %s ====\n", loaded > 1 ? "\n" : "",
+                       profile.processes[0].pid, list.paths[i]);
+            print_view(&profile, &view);
+            profile_free(&profile);
+            profile_init(&profile);
+        }
     }
+    if (only_pid && loaded == 0 && status == 0) {
+        fprintf(stderr, "sprof-analyze: no trace of process %u among the traces given\n",
+                only_pid);
+        status = EXIT_BAD_TRACE;
+    }
+    if (!per_process && loaded > 0)
+        print_view(&profile, &view);
     profile_free(&profile);
+    for (size_t i = 0; i < list.count; i++)
+        free(list.paths[i]);
+    free(list.paths);
+    if (loaded == 0)
+        return EXIT_BAD_TRACE;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "sprof-analyze: cannot write the report (%s)\n", strerror(errno));
         return EXIT_OUTPUT;

@@ -105,7 +105,7 @@ void profile_free(struct profile *profile);
 int profile_load_file(struct profile *profile, const char *path, char *error,
                       size_t error_size, char *warning, size_t warning_size);
 
-/* Run id and root flag of a trace file, read from its start. */
-bool trace_run_identity(const char *path, uint64_t *run_id, bool *is_root);
+/* Run id, root flag and pid of a trace file, read from its start. */
+bool trace_run_identity(const char *path, uint64_t *run_id, bool *is_root, uint32_t *pid);
 
 #endif

@@ -768,7 +768,7 @@ int profile_load_file(struct profile *p, const char *path, char *error, size_t e
     return records;
 }
 
-bool trace_run_identity(const char *path, uint64_t *run_id, bool *is_root)
+bool trace_run_identity(const char *path, uint64_t *run_id, bool *is_root, uint32_t *pid)
 {
     struct sprof_reader reader;
     if (sprof_reader_open(&reader, path) != 0) {
@@ -776,6 +776,7 @@ bool trace_run_identity(const char *path, uint64_t *run_id, bool *is_root)
         return false;
     }
     *run_id = reader.header.run_id;
+    *pid = reader.header.pid;
     *is_root = false;
     struct sprof_record record;
     bool found = false;

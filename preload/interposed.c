@@ -5,9 +5,32 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "profiler.h"
+
+/* The real functions, resolved once at start-up: _exit and execve are
+ * async-signal-safe and programs call them from signal handlers, where
+ * dlsym may not run. */
+static const char *const real_names[] = {"dlopen", "execve", "execv", "execvp", "execvpe",
+                                         "fexecve", "execveat", "_exit", "_Exit"};
+static void *real_pointers[sizeof real_names / sizeof real_names[0]];
+
+void sprof_interposed_init(void)
+{
+    for (size_t i = 0; i < sizeof real_names / sizeof real_names[0]; i++)
+        real_pointers[i] = dlsym(RTLD_NEXT, real_names[i]);
+}
+
+static void *real_function(const char *name)
+{
+    for (size_t i = 0; i < sizeof real_names / sizeof real_names[0]; i++) {
+        if (real_pointers[i] && !strcmp(real_names[i], name))
+            return real_pointers[i];
+    }
+    return dlsym(RTLD_NEXT, name); /* before start-up only */
+}
 
 /* Every thread is sampled from its first instruction, with no call from
  * the program. */
@@ -33,12 +56,9 @@ typedef void *(*dlopen_fn)(const char *, int);
  * even after a dlclose or a kill. */
 SPROF_EXPORT void *dlopen(const char *file, int mode)
 {
-    static _Atomic(dlopen_fn) real;
-    dlopen_fn fn = atomic_load_explicit(&real, memory_order_acquire);
-    if (!fn) {
-        fn = (dlopen_fn)dlsym(RTLD_NEXT, "dlopen");
-        atomic_store_explicit(&real, fn, memory_order_release);
-    }
+    dlopen_fn fn = (dlopen_fn)real_function("dlopen");
+    if (!fn)
+        return NULL;
     void *handle = fn(file, mode);
     if (handle)
         sprof_trace_update_modules();
@@ -53,10 +73,6 @@ typedef int (*execv_fn)(const char *, char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
 
-static void *real_function(const char *name)
-{
-    return dlsym(RTLD_NEXT, name);
-}
 
 #define CALL_REAL(type, name, ...)                             \
     do {                                                       \

@@ -2,6 +2,7 @@
  * NOT async-signal-safe. */
 #include "profiler.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -104,6 +105,39 @@ static bool inherited_run(uint64_t *run_id, int *root_pid, const char **root_pat
     return true;
 }
 
+#define MAX_WATCHED_FD 4096
+
+static void list_open_fds(unsigned char *open_fds)
+{
+    memset(open_fds, 0, MAX_WATCHED_FD / 8);
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        int fd = atoi(entry->d_name);
+        if (fd > 0 && fd < MAX_WATCHED_FD)
+            open_fds[fd / 8] |= (unsigned char)(1u << (fd % 8));
+    }
+    closedir(dir);
+}
+
+static void protect_new_pipes(const unsigned char *before)
+{
+    unsigned char after[MAX_WATCHED_FD / 8];
+    list_open_fds(after);
+    for (int fd = 3; fd < MAX_WATCHED_FD; fd++) {
+        unsigned char bit = (unsigned char)(1u << (fd % 8));
+        if (!(after[fd / 8] & bit) || (before[fd / 8] & bit))
+            continue;
+        char path[64], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n > 5 && memcmp(target, "pipe:", 5) == 0)
+            sprof_fd_guard_protect(fd);
+    }
+}
+
 static void on_thread_key_destroyed(void *value)
 {
     sprof_thread_end(value);
@@ -128,6 +162,10 @@ static bool open_trace(const char *path)
 
 __attribute__((constructor)) static void sprof_start(void)
 {
+    /* Whether or not we profile, the interposed functions must work. */
+    sprof_interposed_init();
+    sprof_fd_guard_init();
+    sprof_signals_init();
     /* Never profile setuid/setgid programs, nor take settings there. */
     if (getauxval(AT_SECURE))
         return;
@@ -190,7 +228,12 @@ __attribute__((constructor)) static void sprof_start(void)
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
     atomic_store(&sprof.active, true);
     sprof_signals_guard_fatal();
+    /* libunwind opens a pipe on its first use (to validate addresses): keep
+     * the program's close-everything loops off it. */
+    unsigned char before[MAX_WATCHED_FD / 8];
+    list_open_fds(before);
     sprof_thread_begin();
+    protect_new_pipes(before);
 
     if (sprof.settings.warnings[0]) {
         /* Said now, while it can still help; this is then the one line. */
@@ -261,10 +304,12 @@ static void on_fork_child(void)
     struct sprof_thread *self = sprof_current_thread;
     sprof_current_thread = NULL;
     if (self) {
-        if (self->perf_fd >= 0)
-            close(self->perf_fd);
+        /* Cleared first: the descriptor guard keeps our own fds open. */
+        int fd = self->perf_fd;
         self->perf_fd = -1;
         self->has_timer = false;
+        if (fd >= 0)
+            close(fd);
     }
     sprof_trace_after_fork_child();
     sprof.pid = getpid();

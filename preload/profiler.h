@@ -84,6 +84,14 @@ void sprof_trace_after_fork_parent(void);
 /* In the child: forgets the parent's trace. */
 void sprof_trace_after_fork_child(void);
 
+/* Descriptor guard (fd_guard.c): also keep fd off the program's close and
+ * dup2 (for descriptors others opened for us, such as libunwind's). */
+void sprof_fd_guard_protect(int fd);
+/* Resolve the real functions behind the interposed ones; call first thing
+ * at start-up (not signal-safe). */
+void sprof_fd_guard_init(void);
+void sprof_interposed_init(void);
+
 /* Exit-time symbolization (exit_symbolize.c): reads the addresses of every
  * stack back from the trace file at path, names them, and appends STRING
  * and SYMBOL records through sprof_trace_append. */

@@ -458,7 +458,7 @@ static bool signal_is_ours(const struct sprof_thread *t, const siginfo_t *info)
 static bool signal_is_sample(const struct sprof_thread *t, const siginfo_t *info)
 {
     if (t->perf_fd >= 0)
-        return info->si_code != SI_TIMER && info->si_fd == t->perf_fd;
+        return info->si_code != SI_TIMER && info->si_fd == t->perf_signal_fd;
     return t->has_timer && info->si_code == SI_TIMER;
 }
 

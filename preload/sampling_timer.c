@@ -72,6 +72,7 @@ static int arm_perf(struct sprof_thread *t, uint64_t period_ns, bool include_ker
         return error;
     }
     t->perf_fd = fd;
+    t->perf_signal_fd = fd;
     t->last_count = 0;
     if (ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
         int error = errno;

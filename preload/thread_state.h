@@ -41,6 +41,8 @@ struct sprof_thread {
 
     pid_t tid;
     int perf_fd;               /* -1 when not using perf_event */
+    int perf_signal_fd;        /* perf_fd when armed: signals carry it as si_fd
+                                  even after the descriptor was moved */
     bool has_timer;            /* timer_create timer in use */
     timer_t timer;
     uint64_t last_count;       /* perf counter at the previous sample */

@@ -326,17 +326,20 @@ static void test_run_identity(void)
 
     uint64_t run_id = 0;
     bool is_root = false;
-    CHECK(trace_run_identity(root, &run_id, &is_root));
+    uint32_t pid = 0;
+    CHECK(trace_run_identity(root, &run_id, &is_root, &pid));
     CHECK_EQ(run_id, 0x1122334455667788ull);
     CHECK(is_root);
+    CHECK_EQ(pid, 100);
     run_id = 0;
-    CHECK(trace_run_identity(child, &run_id, &is_root));
+    CHECK(trace_run_identity(child, &run_id, &is_root, &pid));
     CHECK_EQ(run_id, 0x1122334455667788ull);
     CHECK(!is_root);
+    CHECK_EQ(pid, 101);
 
     char path[64];
     unit_write_temp(path, "nope", 4);
-    CHECK(!trace_run_identity(path, &run_id, &is_root));
+    CHECK(!trace_run_identity(path, &run_id, &is_root, &pid));
 }
 
 int main(void)
