@@ -440,6 +440,18 @@ def call_counts(env):
 
 
 @test
+def call_counts_exceptions(env):
+    """C++ exceptions thrown through instrumented frames leave the counts
+    exact, and the primitive counts uncorrupted."""
+    run_ok(env, [env.program("counted_exceptions")], trace="exceptions.bin")
+    rows = env.functions("exceptions.bin")
+    for name, truth in {"thrower": (600, 100), "count_down": (4, 1)}.items():
+        got = calls(rows, name)
+        print(f"  {name:16} {got[0]}/{got[1]} calls (truth {truth[0]}/{truth[1]})")
+        check(got == truth, f"{name}: {got[0]}/{got[1]} calls, truth {truth[0]}/{truth[1]}")
+
+
+@test
 def callers(env):
     """--callers and --callees list exactly the callers and callees, with
     shares of the time known by construction and exact calls."""
