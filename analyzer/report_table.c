@@ -285,5 +285,7 @@ void print_summary(FILE *out, const struct profile *p, bool csv)
     ROW("unsampled_system_seconds", "%.6f", seconds(t.unsampled_system_ns));
     ROW("lost_samples", "%" PRIu64, t.lost);
     ROW("truncated_stacks", "%" PRIu64, t.truncated);
+    ROW("call_counts", "%d", p->has_call_counts ? 1 : 0);
+    ROW("dropped_calls", "%" PRIu64, p->dropped_calls);
 #undef ROW
 }

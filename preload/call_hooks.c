@@ -14,7 +14,10 @@
  * popped, so an unbalanced exit never corrupts the counts.
  *
  * `busy` serializes the hooks of the thread (1) with a snapshot taken from
- * another thread at exit (2): whoever sets it from 0 owns the tables. */
+ * another thread at exit (2): whoever sets it from 0 owns the tables. A
+ * hook of a signal handler that interrupted one of the thread's own hooks
+ * leaves its event in `deferred`, which the interrupted hook applies before
+ * it lets go. */
 #include "call_hooks.h"
 
 #include <stdatomic.h>
@@ -45,6 +48,15 @@ struct activation {
     uintptr_t stack_address;
 };
 
+/* A hook's event recorded by a signal handler while this thread's tables
+ * were held by the hook it interrupted. */
+struct deferred_event {
+    uint64_t function, call_site;
+    uintptr_t stack_address;
+    bool is_exit;
+};
+#define DEFERRED_MAX 256u
+
 struct call_counts {
     struct call_counts *next; /* every table ever made; the list only grows */
     _Atomic int busy;
@@ -59,6 +71,8 @@ struct call_counts {
     uint32_t edge_capacity, edge_count;
     struct activation *stack;
     uint32_t stack_capacity, depth;
+    struct deferred_event deferred[DEFERRED_MAX];
+    _Atomic uint32_t deferred_count;
     uint8_t out[32768];       /* records being written */
     uint32_t out_used;
 };
@@ -222,41 +236,95 @@ static struct call_counts *counts_for_thread(void)
     return c;
 }
 
-static bool enter_hook(struct call_counts *c)
+static void apply_enter(struct call_counts *c, uint64_t function, uint64_t call_site,
+                        uintptr_t here)
 {
-    int idle = 0;
-    if (c->stopped || !atomic_compare_exchange_strong_explicit(&c->busy, &idle, 1,
-                                                               memory_order_acquire,
-                                                               memory_order_relaxed)) {
-        /* Re-entered from a signal handler, or being written out. */
-        atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
-        return false;
-    }
-    return true;
-}
-
-static void leave_hook(struct call_counts *c)
-{
-    atomic_store_explicit(&c->busy, 0, memory_order_release);
-}
-
-SPROF_EXPORT void __cyg_profile_func_enter(void *function, void *call_site)
-{
-    struct call_counts *c = counts_for_thread();
-    if (!c || !enter_hook(c))
-        return;
-    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     /* A live caller is always shallower than this call. */
     pop_abandoned(c, here, true);
-    struct function_entry *e = function_entry(c, (uint64_t)(uintptr_t)function);
+    struct function_entry *e = function_entry(c, function);
     if (e) {
         e->calls++;
         if (e->active == 0)
             e->primitive++;
         if (push_activation(c, e->function, here))
             e->active++;
-        count_edge(c, (uint64_t)(uintptr_t)call_site - 1, e->function);
+        count_edge(c, call_site - 1, e->function);
     }
+}
+
+static void apply_exit(struct call_counts *c, uint64_t function, uintptr_t here)
+{
+    pop_abandoned(c, here, false);
+    /* An exit that matches no live activation is ignored. */
+    if (c->depth > 0 && c->stack[c->depth - 1].function == function)
+        pop_activation(c);
+}
+
+/* Runs the events that signal handlers recorded while a hook of this
+ * thread held the tables. Called with busy held. */
+static void apply_deferred(struct call_counts *c)
+{
+    uint32_t done = 0;
+    for (;;) {
+        uint32_t count = atomic_load(&c->deferred_count);
+        while (done < count && done < DEFERRED_MAX) {
+            const struct deferred_event *ev = &c->deferred[done++];
+            if (ev->is_exit)
+                apply_exit(c, ev->function, ev->stack_address);
+            else
+                apply_enter(c, ev->function, ev->call_site, ev->stack_address);
+        }
+        /* Reset only if no handler appended meanwhile. */
+        if (atomic_compare_exchange_strong(&c->deferred_count, &count, 0))
+            return;
+    }
+}
+
+/* Takes the tables for a hook. A hook re-entered from a signal handler
+ * that interrupted this thread's own hook defers its event to the
+ * interrupted one; only while another thread writes the tables out (at
+ * exit) are calls dropped, and counted as such. */
+static bool enter_hook(struct call_counts *c, bool is_exit, uint64_t function,
+                       uint64_t call_site, uintptr_t here)
+{
+    int idle = 0;
+    if (!c->stopped && atomic_compare_exchange_strong_explicit(&c->busy, &idle, 1,
+                                                               memory_order_acquire,
+                                                               memory_order_relaxed))
+        return true;
+    if (idle == 1 && !c->stopped) {
+        uint32_t at = atomic_fetch_add(&c->deferred_count, 1);
+        if (at < DEFERRED_MAX) {
+            c->deferred[at] = (struct deferred_event){function, call_site, here, is_exit};
+            return false;
+        }
+    }
+    atomic_fetch_add_explicit(&c->dropped, 1, memory_order_relaxed);
+    return false;
+}
+
+static void leave_hook(struct call_counts *c)
+{
+    for (;;) {
+        if (atomic_load(&c->deferred_count))
+            apply_deferred(c);
+        atomic_store_explicit(&c->busy, 0, memory_order_release);
+        /* A handler may have deferred an event just before the release. */
+        int idle = 0;
+        if (!atomic_load(&c->deferred_count) ||
+            !atomic_compare_exchange_strong(&c->busy, &idle, 1))
+            return;
+    }
+}
+
+SPROF_EXPORT void __cyg_profile_func_enter(void *function, void *call_site)
+{
+    struct call_counts *c = counts_for_thread();
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (!c || !enter_hook(c, false, (uint64_t)(uintptr_t)function,
+                          (uint64_t)(uintptr_t)call_site, here))
+        return;
+    apply_enter(c, (uint64_t)(uintptr_t)function, (uint64_t)(uintptr_t)call_site, here);
     leave_hook(c);
 }
 
@@ -264,13 +332,10 @@ SPROF_EXPORT void __cyg_profile_func_exit(void *function, void *call_site)
 {
     (void)call_site;
     struct call_counts *c = thread_counts;
-    if (!c || !enter_hook(c))
-        return;
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-    pop_abandoned(c, here, false);
-    /* An exit that matches no live activation is ignored. */
-    if (c->depth > 0 && c->stack[c->depth - 1].function == (uint64_t)(uintptr_t)function)
-        pop_activation(c);
+    if (!c || !enter_hook(c, true, (uint64_t)(uintptr_t)function, 0, here))
+        return;
+    apply_exit(c, (uint64_t)(uintptr_t)function, here);
     leave_hook(c);
 }
 
@@ -342,6 +407,7 @@ static void reset(struct call_counts *c)
     if (c->edges)
         memset(c->edges, 0, c->edge_capacity * sizeof *c->edges);
     c->function_count = c->edge_count = c->depth = 0;
+    atomic_store(&c->deferred_count, 0);
     c->sequence = 0;
     c->stopped = false;
     atomic_store(&c->dropped, 0);

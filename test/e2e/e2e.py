@@ -419,8 +419,26 @@ def call_counts(env):
     """A program built with -finstrument-functions gets exact call counts:
     recursion (total/primitive), memoization, a thread that pthread_exits
     from nested calls, a longjmp past exit hooks."""
-    run_ok(env, [env.program("counted"), "1"], trace="counted.bin")
-    rows = env.functions("counted.bin")
+    for ending in ("return", "_exit"):
+        run_ok(env, [env.program("counted"), "1", ending], trace=f"counted-{ending}.bin")
+        check_counted(env, f"counted-{ending}.bin")
+    # A signal handler calling hooked functions: counted, or reported dropped.
+    out = run_ok(env, [env.program("counted"), "1", "signals"], trace="counted-signals.bin").stdout
+    runs = int(out.split("handler runs ")[1].split()[0])
+    rows = env.functions("counted-signals.bin")
+    dropped = int(env.summary("counted-signals.bin")["dropped_calls"])
+    got = calls(rows, "in_handler")[0]
+    print(f"  in_handler: {got} counted + {dropped} dropped, {runs} handler runs")
+    check(got == runs and dropped == 0, f"in_handler counted {got} (+{dropped} dropped) of {runs}")
+    # Without -finstrument-functions the columns are empty, not zero.
+    run_ok(env, [env.program("split"), "50"], trace="plain.bin")
+    plain = env.functions("plain.bin")
+    check(plain["leaf_a"]["calls"] == "" and plain["leaf_a"]["primitive_calls"] == "",
+          "a trace without counts shows call counts")
+
+
+def check_counted(env, trace):
+    rows = env.functions(trace)
     expected = {"fib": (57313, 1), "memo_fib": (2 * 30 - 1, 1), "leaf": (8, 8),
                 "caller_a": (3, 3), "caller_b": (5, 5), "descend": (10000, 1),
                 "thread_outer": (1, 1), "thread_inner": (1, 1), "jumped_over": (6, 2),
@@ -430,13 +448,8 @@ def call_counts(env):
         print(f"  {name:14} {got[0]}/{got[1]} calls (truth {truth[0]}/{truth[1]})")
         check(got == truth, f"{name}: {got[0]}/{got[1]} calls, truth {truth[0]}/{truth[1]}")
     check(calls(rows, "memo_fib")[0] <= 2 * 30 + 1, "memoized fib made more than 2n+1 calls")
-    table = env.analyze(os.path.join(env.workdir, "counted.bin"), "--limit", "50").stdout
+    table = env.analyze(os.path.join(env.workdir, trace), "--limit", "50").stdout
     check("57313/1" in table, "the table does not show fib's calls as 57313/1")
-    # Without -finstrument-functions the columns are empty, not zero.
-    run_ok(env, [env.program("split"), "50"], trace="plain.bin")
-    plain = env.functions("plain.bin")
-    check(plain["leaf_a"]["calls"] == "" and plain["leaf_a"]["primitive_calls"] == "",
-          "a trace without counts shows call counts")
 
 
 @test

@@ -10,9 +10,18 @@
  *     thread_outer and of thread_inner.
  *   jumped_over: 3 deep, left by longjmp (its exit hooks never run), then
  *     3 deep again, returning: 6 calls, 2 primitive.
- * Usage: counted [LEAF_ROUNDS] (leaf work repeated, for sampling). */
+ *   in_handler: called by a SIGALRM handler every 200 us of a busy loop of
+ *     hooked calls (busy_call); the count of handler runs is printed, since
+ *     a hook interrupted by the handler cannot count it (sprof reports those
+ *     as dropped).
+ * Usage: counted [LEAF_ROUNDS [_exit|signals]]: _exit ends the program with
+ *   _exit(0) instead of returning from main. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -80,6 +89,25 @@ static void *thread_main(void *unused)
     return NULL;
 }
 
+static volatile sig_atomic_t handler_runs;
+
+__attribute__((noinline)) static void in_handler(void)
+{
+    work_sink++;
+}
+
+static void on_alarm(int signal_number)
+{
+    (void)signal_number;
+    in_handler();
+    handler_runs++;
+}
+
+__attribute__((noinline)) static void busy_call(void)
+{
+    work_sink++;
+}
+
 static jmp_buf jump;
 
 __attribute__((noinline)) static void jumped_over(int depth, int jump_out)
@@ -109,6 +137,19 @@ int main(int argc, char **argv)
     if (setjmp(jump) == 0)
         jumped_over(3, 1);
     jumped_over(3, 0);
+    if (argc > 2 && !strcmp(argv[2], "signals")) {
+        signal(SIGALRM, on_alarm);
+        struct itimerval every = {{0, 200}, {0, 200}};
+        setitimer(ITIMER_REAL, &every, NULL);
+        while (handler_runs < 2000)
+            busy_call();
+        struct itimerval off = {{0, 0}, {0, 0}};
+        setitimer(ITIMER_REAL, &off, NULL);
+        printf("handler runs %d\n", (int)handler_runs);
+    }
     printf("done\n");
+    fflush(stdout);
+    if (argc > 2 && !strcmp(argv[2], "_exit"))
+        _exit(0);
     return 0;
 }
