@@ -153,19 +153,27 @@ static char **collect_arguments(const char *first, va_list *args, char ***envp)
     return argv;
 }
 
+/* Runs an exec of argv (search: through PATH) and frees argv. */
+static int exec_collected(const char *path, char **argv, char **envp, bool search)
+{
+    if (!argv) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int result = search ? execvp(path, argv) : execve(path, argv, envp);
+    int error = errno;
+    free(argv);
+    errno = error;
+    return result;
+}
+
 SPROF_EXPORT int execl(const char *path, const char *arg, ...)
 {
     va_list args;
     va_start(args, arg);
     char **argv = collect_arguments(arg, &args, NULL);
     va_end(args);
-    if (!argv) {
-        errno = ENOMEM;
-        return -1;
-    }
-    int result = execve(path, argv, environ);
-    free(argv);
-    return result;
+    return exec_collected(path, argv, environ, false);
 }
 
 SPROF_EXPORT int execlp(const char *file, const char *arg, ...)
@@ -174,13 +182,7 @@ SPROF_EXPORT int execlp(const char *file, const char *arg, ...)
     va_start(args, arg);
     char **argv = collect_arguments(arg, &args, NULL);
     va_end(args);
-    if (!argv) {
-        errno = ENOMEM;
-        return -1;
-    }
-    int result = execvp(file, argv);
-    free(argv);
-    return result;
+    return exec_collected(file, argv, NULL, true);
 }
 
 SPROF_EXPORT int execle(const char *path, const char *arg, ...)
@@ -190,13 +192,7 @@ SPROF_EXPORT int execle(const char *path, const char *arg, ...)
     char **envp = NULL;
     char **argv = collect_arguments(arg, &args, &envp);
     va_end(args);
-    if (!argv) {
-        errno = ENOMEM;
-        return -1;
-    }
-    int result = execve(path, argv, envp);
-    free(argv);
-    return result;
+    return exec_collected(path, argv, envp, false);
 }
 
 typedef void (*exit_fn)(int);
