@@ -685,6 +685,37 @@ def fd_budget(env):
 
 
 @test
+def fork_without_exec(env):
+    """fork without exec: parent and child are both profiled, each into its
+    own trace, and neither overwrites the other."""
+    code = (
+        "import os\n"
+        "def work(n):\n"
+        "    return sum(i * i for i in range(n))\n"
+        "pid = os.fork()\n"
+        "work(30000000 if pid == 0 else 20000000)\n"
+        "if pid == 0:\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('forked', pid > 0)\n")
+    python = shutil.which("python3") or sys.executable
+    result = run_ok(env, [python, "-c", code], trace="forked.bin", extra_env={"SPROF_QUIET": "1"})
+    check(result.stdout.strip() == "forked True", f"output {result.stdout!r}")
+    out = env.analyze(os.path.join(env.workdir, "forked.bin"), "--per-process", "--summary").stdout
+    def column(key):
+        return [float(line.split()[1]) for line in out.splitlines() if line.startswith(key + " ")]
+    seconds, user = column("sampled_seconds"), column("user_seconds")
+    print(f"  sampled seconds, parent then child: {seconds}; user CPU measured: {user}")
+    check(len(seconds) == 2 and len(user) == 2, f"expected 2 processes, got {len(seconds)}")
+    # Each process's own samples account for its own user time (the child
+    # does 1.5 times the parent's work).
+    for sampled, measured in zip(seconds, user):
+        check(measured > 0.3 and abs(sampled - measured) / measured < 0.1,
+              f"sampled {sampled} s against {measured} s of user time")
+    check(seconds[1] > seconds[0], "the child did more work than the parent")
+
+
+@test
 def daemon(env):
     """A program that changes directory, loads and unloads a library, closes
     every descriptor and dup2s /dev/null over the rest: the trace stays where
