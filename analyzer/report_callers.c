@@ -85,7 +85,8 @@ static void gather(const struct profile *p, const uint64_t *stack_samples,
         if (n)
             n->calls += edge->calls;
     }
-    qsort(list->items, list->count, sizeof *list->items, compare_neighbours);
+    if (list->count > 1)
+        qsort(list->items, list->count, sizeof *list->items, compare_neighbours);
 }
 
 bool print_callers(FILE *out, const struct profile *p, const char *pattern, bool callees,

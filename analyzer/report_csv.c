@@ -9,10 +9,11 @@ void put_csv_field(FILE *out, const char *text)
 {
     /* Quote always: names may hold commas, quotes or newlines. */
     fputc('"', out);
-    for (const char *c = text; *c; c++) {
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
         if (*c == '"')
             fputc('"', out);
-        fputc(*c, out);
+        /* Control characters (escapes, newlines) as '?', as in the table. */
+        fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
     }
     fputc('"', out);
 }

@@ -25,6 +25,13 @@ void put_sanitized(FILE *out, const char *text, int width, int precision)
     for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
         if (precision >= 0 && written >= precision)
             break;
+        /* C1 controls (U+0080..U+009F, e.g. CSI) act like escapes too. */
+        if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+            fputc('?', out);
+            c++;
+            written++;
+            continue;
+        }
         fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
         /* Count UTF-8 lead bytes only, so columns line up for names in it. */
         if ((*c & 0xc0) != 0x80)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sprof/trace_format.h"
@@ -113,9 +114,16 @@ bool sprof_symbolizer_add_module(struct sprof_symbolizer *s, const struct sprof_
         snprintf(why, why_size, "modules added after lookups began");
         return false;
     }
-    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    /* A trace names the files: never block on a FIFO or a device. */
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         snprintf(why, why_size, "%s", strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(why, why_size, "not a regular file");
         return false;
     }
     if (m->build_id_size > 0 && !build_id_matches(fd, m, why, why_size)) {

@@ -109,7 +109,7 @@ enum sprof_read_status sprof_reader_next(struct sprof_reader *reader, struct spr
                  (unsigned long long)reader->offset, got, record->size);
         return ferror(reader->file) ? SPROF_READ_IO_ERROR : SPROF_READ_TRUNCATED;
     }
-    record->payload = reader->payload;
+    record->payload = reader->payload ? reader->payload : (const uint8_t *)"";
     reader->offset += sizeof bytes + record->size;
     return SPROF_READ_RECORD;
 }

@@ -3,17 +3,19 @@
  * async-signal-safe. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "profiler.h"
+#include "sample_handler.h"
 
 /* The real functions, resolved once at start-up: _exit and execve are
  * async-signal-safe and programs call them from signal handlers, where
  * dlsym may not run. */
-static const char *const real_names[] = {"dlopen", "execve", "execv", "execvp", "execvpe",
+static const char *const real_names[] = {"dlopen", "dlclose", "execve", "execv", "execvp", "execvpe",
                                          "fexecve", "execveat", "_exit", "_Exit"};
 static void *real_pointers[sizeof real_names / sizeof real_names[0]];
 
@@ -52,6 +54,14 @@ SPROF_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 
 typedef void *(*dlopen_fn)(const char *, int);
 
+static void block_sampling_signal(sigset_t *blocked, sigset_t *old)
+{
+    sigemptyset(blocked);
+    if (atomic_load(&sprof.active))
+        sigaddset(blocked, sprof_sampler.signal_number);
+    pthread_sigmask(SIG_BLOCK, blocked, old);
+}
+
 /* Loaded objects are recorded at once, so their functions can be named
  * even after a dlclose or a kill. */
 SPROF_EXPORT void *dlopen(const char *file, int mode)
@@ -59,10 +69,27 @@ SPROF_EXPORT void *dlopen(const char *file, int mode)
     dlopen_fn fn = (dlopen_fn)real_function("dlopen");
     if (!fn)
         return NULL;
+    /* No sample inside the loader's locks: libunwind would call into the
+     * loader from the handler and could hang there. */
+    sigset_t blocked, old;
+    block_sampling_signal(&blocked, &old);
     void *handle = fn(file, mode);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (handle)
         sprof_trace_update_modules();
     return handle;
+}
+
+SPROF_EXPORT int dlclose(void *handle)
+{
+    int (*fn)(void *) = (int (*)(void *))real_function("dlclose");
+    if (!fn)
+        return -1;
+    sigset_t blocked, old;
+    block_sampling_signal(&blocked, &old);
+    int result = fn(handle);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return result;
 }
 
 /* exec: a sampling signal still pending when the new program starts would

@@ -2,10 +2,13 @@
 
 #include <elf.h>
 #include <link.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "sample_handler.h"
 #include "trace_codec.h"
 
 struct scan {
@@ -148,7 +151,14 @@ static int visit(struct dl_phdr_info *info, size_t size, void *data)
 void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encoder *enc)
 {
     struct scan scan = {.list = list, .enc = enc};
+    /* With the sampling signal blocked: a sample taken inside the loader's
+     * lock could make libunwind call into the loader again, and hang. */
+    sigset_t blocked, old;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, sprof_sampler.signal_number);
+    pthread_sigmask(SIG_BLOCK, &blocked, &old);
     dl_iterate_phdr(visit, &scan);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     list->scanned = true;
 }
 

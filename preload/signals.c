@@ -36,6 +36,10 @@ void sprof_signals_init(void)
 int sprof_real_sigaction(int signal_number, const struct sigaction *action,
                          struct sigaction *old)
 {
+    /* Other libraries' constructors (the ASan runtime's among them) may
+     * call sigaction before ours has run. */
+    if (!real_sigaction)
+        sprof_signals_init();
     if (!real_sigaction) {
         errno = ENOSYS;
         return -1;

@@ -40,13 +40,35 @@ def check(condition, message):
         raise Failure(message)
 
 
+def asan_runtime(lib):
+    """The AddressSanitizer runtime lib needs, as ldd resolves it, or None."""
+    try:
+        out = subprocess.run(["ldd", lib], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libasan.so") and len(parts) > 2:
+            return parts[2]
+    return None
+
+
 class Env:
     def __init__(self, args, workdir):
         self.lib = os.path.abspath(args.lib)
+        # An ASan-built libsprof.so must come after the ASan runtime; the
+        # programs' own leaks are not ours to report.
+        self.asan = asan_runtime(self.lib)
+        self.sanitizer_env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+                              ":detect_leaks=0"} if self.asan else {}
         self.analyzer = os.path.abspath(args.analyzer)
         self.programs = os.path.abspath(args.programs)
         self.plugin = os.path.abspath(args.plugin) if args.plugin else ""
         self.workdir = workdir
+
+    @property
+    def preload(self):
+        return f"{self.asan} {self.lib}" if self.asan else self.lib
 
     def program(self, name):
         return os.path.join(self.programs, name)
@@ -59,7 +81,8 @@ class Env:
                 del env[key]
         settings = {}
         if profile:
-            settings["LD_PRELOAD"] = self.lib
+            settings["LD_PRELOAD"] = self.preload
+            settings.update(self.sanitizer_env)
             settings["SPROF_OUTPUT"] = os.path.join(self.workdir, trace)
         settings.update(extra_env or {})
         # After a prefix (setpriv), settings go through env(1) so that only
@@ -283,7 +306,8 @@ def sigkill(env):
     for symbolize in ("1", "0"):
         trace = f"killed{symbolize}.bin"
         env_vars = dict(os.environ)
-        env_vars.update(LD_PRELOAD=env.lib, SPROF_OUTPUT=os.path.join(env.workdir, trace),
+        env_vars.update(env.sanitizer_env)
+        env_vars.update(LD_PRELOAD=env.preload, SPROF_OUTPUT=os.path.join(env.workdir, trace),
                         SPROF_SYMBOLIZE=symbolize)
         process = subprocess.Popen([env.program("spin")], env=env_vars, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
@@ -514,7 +538,8 @@ def run_with_core_limit(env, argv, profile, trace):
         if key.startswith("SPROF_") or key == "LD_PRELOAD":
             del env_vars[key]
     if profile:
-        env_vars.update(LD_PRELOAD=env.lib, SPROF_OUTPUT=os.path.join(env.workdir, trace),
+        env_vars.update(env.sanitizer_env)
+        env_vars.update(LD_PRELOAD=env.preload, SPROF_OUTPUT=os.path.join(env.workdir, trace),
                         SPROF_QUIET="1")
 
     def allow_core():
