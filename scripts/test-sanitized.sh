@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 build="${SPROF_SANITIZED_BUILD:-build-sanitized}"
 
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 if [ ! -f "$build/build.ninja" ]; then
     # b_lundef=false: with clang the sanitizer runtime is not linked into
     # shared objects, so libsprof.so has undefined __asan_* symbols.
