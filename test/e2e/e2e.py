@@ -577,6 +577,8 @@ def endings(env):
         print(f"  {how:12} status {plain:4}, core {profiled[1]!s:5}: {samples} samples of work_before_dying, "
               f"summary {'yes' if s['processes_without_summary'] == '0' else 'no'}")
         check(samples > 100, f"{how}: only {samples} samples kept")
+        if env.asan and how == "segv":
+            continue  # AddressSanitizer handles SIGSEGV itself, before sprof could
         check(s["processes_without_summary"] == "0", f"{how}: the trace has no summary")
     for name in os.listdir(env.workdir):
         if name.startswith("core"):
@@ -620,6 +622,8 @@ def small_altstack(env):
     """A sample that arrives while the program's handler runs on a small
     alternate stack must not overflow it (CPython with -X faulthandler
     crashed at exit before this was handled)."""
+    if env.asan:
+        raise Skip("AddressSanitizer's stack redzones make the handler's frames larger")
     for size, freq in (("16", "999"), ("16", "4000"), ("8", "4000")):
         trace = f"alt-{size}-{freq}.bin"
         result = env.run([env.program("altstack"), size], trace=trace,
@@ -665,7 +669,9 @@ def thread_churn(env):
     check(m is not None, f"unexpected output {line!r}")
     fds_before, fds_after, rss_before, rss_short, rss_live = map(int, m.groups())
     check(fds_after == fds_before, f"descriptors leaked: {fds_before} -> {fds_after}")
-    check(rss_short - rss_before < 32 * 1024, f"10000 threads grew memory by {rss_short - rss_before} kB")
+    if not env.asan:  # AddressSanitizer's quarantine holds freed memory on purpose
+        check(rss_short - rss_before < 32 * 1024,
+              f"10000 threads grew memory by {rss_short - rss_before} kB")
     threads = env.threads("churn.bin")
     sampled = [t for t in threads if int(t["samples"]) > 0]
     s = env.summary("churn.bin")
@@ -767,6 +773,26 @@ def daemon(env):
 
 
 @test
+def trace_file_safety(env):
+    """The trace is created without following a symlink planted at its path,
+    with mode 0600; the program still runs, and one line says why there is
+    no trace."""
+    target = os.path.join(env.workdir, "victim.txt")
+    with open(target, "w") as f:
+        f.write("precious\n")
+    os.symlink(target, os.path.join(env.workdir, "planted.bin"))
+    result = env.run([env.program("split"), "20"], trace="planted.bin")
+    check(result.returncode == 0, f"the program failed: {result.stderr}")
+    with open(target) as f:
+        check(f.read() == "precious\n", "the profiler wrote through a planted symlink")
+    lines = result.stderr.splitlines()
+    check(len(lines) == 1 and "cannot write trace" in lines[0], f"stderr: {lines}")
+    run_ok(env, [env.program("split"), "20"], trace="private.bin")
+    mode = os.stat(os.path.join(env.workdir, "private.bin")).st_mode & 0o777
+    check(mode == 0o600, f"trace mode {oct(mode)}, expected 0o600")
+
+
+@test
 def analyzer_errors(env):
     """Bad input gets one clear line and a documented exit status."""
     missing = env.analyze("no-such-trace.bin", expect_status=2)
@@ -784,7 +810,7 @@ def analyzer_errors(env):
     with open(os.path.join(env.workdir, "whole.bin"), "rb") as f:
         data = f.read()
     with open(os.path.join(env.workdir, "cut.bin"), "wb") as f:
-        f.write(data[: len(data) * 2 // 3 + 3])
+        f.write(data[:-3])  # inside the last record
     cut = env.analyze("cut.bin", "--format", "csv")
     check("warning" in cut.stderr and len(cut.stderr.splitlines()) == 1,
           f"cut trace: {cut.stderr!r}")
