@@ -11,7 +11,8 @@
 #           the sanitized libsprof.so (e2e.py sees to it); the few checks
 #           that ASan itself changes (its own SIGSEGV handler, its stack
 #           redzones, its quarantine) are skipped there, each saying why
-# Not run here: samples (their demo measures speed).
+#   samples the samples' tests (their demo, which measures speed, is not a
+#           test and is not run)
 #
 # Usage: scripts/test-sanitized.sh [MESON_TEST_ARGS...]
 #   SPROF_SANITIZED_BUILD=DIR  build directory (default: build-sanitized)
@@ -39,7 +40,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:suppressions=$root/test/fuzz/known-bugs.supp}"
 
 if [ $# -eq 0 ]; then
-    set -- --suite unit --suite fuzz --suite stress --suite e2e
+    set -- --suite unit --suite fuzz --suite stress --suite e2e --suite samples
 fi
 # Sanitized code runs several times slower: give every test more time.
 meson test -C "$build" --print-errorlogs --timeout-multiplier 3 "$@"

@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test"))
+from sanitizer_env import preload_settings  # noqa: E402
+
 TESTS = {}
 SUM_MAX_N = 6074001000
 FIB_MAX_N = 93
@@ -59,7 +62,9 @@ class Env:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("SPROF_") and k != "LD_PRELOAD"}
         if trace:
-            env.update(LD_PRELOAD=self.lib, SPROF_QUIET="1",
+            preload, sanitizer_env = preload_settings(self.lib)
+            env.update(sanitizer_env)
+            env.update(LD_PRELOAD=preload, SPROF_QUIET="1",
                        SPROF_OUTPUT=os.path.join(self.workdir, trace))
         return subprocess.run(argv, env=env, cwd=self.workdir, capture_output=True,
                               text=True, timeout=timeout)

@@ -18,6 +18,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sanitizer_env import preload_settings  # noqa: E402
+
 SKIP = 77
 TESTS = {}
 
@@ -40,27 +43,11 @@ def check(condition, message):
         raise Failure(message)
 
 
-def asan_runtime(lib):
-    """The AddressSanitizer runtime lib needs, as ldd resolves it, or None."""
-    try:
-        out = subprocess.run(["ldd", lib], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0].startswith("libasan.so") and len(parts) > 2:
-            return parts[2]
-    return None
-
-
 class Env:
     def __init__(self, args, workdir):
         self.lib = os.path.abspath(args.lib)
-        # An ASan-built libsprof.so must come after the ASan runtime; the
-        # programs' own leaks are not ours to report.
-        self.asan = asan_runtime(self.lib)
-        self.sanitizer_env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
-                              ":detect_leaks=0"} if self.asan else {}
+        self.preload_value, self.sanitizer_env = preload_settings(self.lib)
+        self.asan = bool(self.sanitizer_env)
         self.analyzer = os.path.abspath(args.analyzer)
         self.programs = os.path.abspath(args.programs)
         self.plugin = os.path.abspath(args.plugin) if args.plugin else ""
@@ -68,7 +55,7 @@ class Env:
 
     @property
     def preload(self):
-        return f"{self.asan} {self.lib}" if self.asan else self.lib
+        return preload_settings(self.lib)[0]
 
     def program(self, name):
         return os.path.join(self.programs, name)
