@@ -45,7 +45,6 @@ static const char usage_text[] =
     "N must be an integer 0..93: fib(94) does not fit in 64 bits.\n"
     "Exit status: 0 ok, 1 invalid input, 3 the modes disagree.\n";
 
-enum mode { MODE_SLOW = 1, MODE_FAST = 2, MODE_BOTH = 3 };
 
 static bool parse_n(const char *text, unsigned *n)
 {
@@ -68,7 +67,7 @@ static bool parse_n(const char *text, unsigned *n)
 int main(int argc, char **argv)
 {
     double main_start = monotonic_seconds();
-    enum mode mode = MODE_BOTH;
+    enum sample_mode mode = MODE_BOTH;
     bool count_calls = false, timing = false, keep_cache = false;
     uint64_t cache_size = FIB_CACHE_DEFAULT, repeat = 1;
     unsigned ns[MAX_ARGS];
@@ -87,18 +86,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(arg, "--keep-cache")) {
             keep_cache = true;
         } else if ((matched = option_value(argc, argv, &i, PROG, "--mode", &value)) != 0) {
-            if (matched < 0)
+            if (matched < 0 || !parse_mode(PROG, value, "naive", "memo", &mode))
                 return 1;
-            if (!strcmp(value, "slow") || !strcmp(value, "naive"))
-                mode = MODE_SLOW;
-            else if (!strcmp(value, "fast") || !strcmp(value, "memo"))
-                mode = MODE_FAST;
-            else if (!strcmp(value, "both"))
-                mode = MODE_BOTH;
-            else {
-                fprintf(stderr, PROG ": invalid --mode '%s' (use slow, fast or both)\n", value);
-                return 1;
-            }
         } else if ((matched = option_value(argc, argv, &i, PROG, "--cache-size", &value)) !=
                    0) {
             if (matched < 0)

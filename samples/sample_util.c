@@ -124,3 +124,19 @@ const char *u128_to_string(unsigned __int128 value, char *buffer)
     buffer[n] = '\0';
     return buffer;
 }
+
+bool parse_mode(const char *prog, const char *value, const char *slow_alias,
+                const char *fast_alias, enum sample_mode *mode)
+{
+    if (!strcmp(value, "slow") || (slow_alias && !strcmp(value, slow_alias)))
+        *mode = MODE_SLOW;
+    else if (!strcmp(value, "fast") || (fast_alias && !strcmp(value, fast_alias)))
+        *mode = MODE_FAST;
+    else if (!strcmp(value, "both"))
+        *mode = MODE_BOTH;
+    else {
+        fprintf(stderr, "%s: invalid --mode '%s' (use slow, fast or both)\n", prog, value);
+        return false;
+    }
+    return true;
+}

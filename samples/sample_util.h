@@ -42,6 +42,14 @@ int option_value(int argc, char **argv, int *i, const char *prog, const char *na
  * take as a (rejected) value rather than as an unknown option. */
 bool looks_negative(const char *text);
 
+/* Which versions a sample runs: --mode slow|fast|both. */
+enum sample_mode { MODE_SLOW = 1, MODE_FAST = 2, MODE_BOTH = 3 };
+
+/* Parses a --mode value: slow, fast or both, or the given aliases for slow
+ * and fast (NULL for none). Prints one line and returns false if invalid. */
+bool parse_mode(const char *prog, const char *value, const char *slow_alias,
+                const char *fast_alias, enum sample_mode *mode);
+
 double monotonic_seconds(void);
 double process_cpu_seconds(void);
 

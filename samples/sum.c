@@ -144,12 +144,11 @@ static bool array_fits_in_ram(uint64_t n, double *need_gib, double *ram_gib)
     return *need_gib < *ram_gib;
 }
 
-enum mode { MODE_SLOW = 1, MODE_FAST = 2, MODE_BOTH = 3 };
 
 int main(int argc, char **argv)
 {
     double main_start = monotonic_seconds();
-    enum mode mode = MODE_BOTH;
+    enum sample_mode mode = MODE_BOTH;
     uint64_t n = DEFAULT_N, repeat = 1;
     bool have_n = false, timing = false;
 
@@ -165,18 +164,8 @@ int main(int argc, char **argv)
             printf("%" PRIu64 "\n", SUM_MAX_N);
             return 0;
         } else if ((matched = option_value(argc, argv, &i, PROG, "--mode", &value)) != 0) {
-            if (matched < 0)
+            if (matched < 0 || !parse_mode(PROG, value, NULL, NULL, &mode))
                 return 1;
-            if (!strcmp(value, "slow"))
-                mode = MODE_SLOW;
-            else if (!strcmp(value, "fast"))
-                mode = MODE_FAST;
-            else if (!strcmp(value, "both"))
-                mode = MODE_BOTH;
-            else {
-                fprintf(stderr, PROG ": invalid --mode '%s' (use slow, fast or both)\n", value);
-                return 1;
-            }
         } else if ((matched = option_value(argc, argv, &i, PROG, "--repeat", &value)) != 0) {
             if (matched < 0)
                 return 1;

@@ -220,7 +220,7 @@ static bool parse_n(const char *option, const char *text, unsigned *n)
 int main(int argc, char **argv)
 {
     double main_start = monotonic_seconds();
-    enum { MODE_SLOW = 1, MODE_FAST = 2, MODE_BOTH = 3 } mode = MODE_BOTH;
+    enum sample_mode mode = MODE_BOTH;
     enum fn fn = FN_NAIVE;
     unsigned first = DEFAULT_FIRST, last = DEFAULT_LAST, workers = DEFAULT_WORKERS;
     uint64_t cache_size = FIB_CACHE_DEFAULT;
@@ -236,18 +236,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(arg, "--time")) {
             timing = true;
         } else if ((matched = option_value(argc, argv, &i, PROG, "--mode", &value)) != 0) {
-            if (matched < 0)
+            if (matched < 0 || !parse_mode(PROG, value, "serial", "pool", &mode))
                 return 1;
-            if (!strcmp(value, "slow") || !strcmp(value, "serial"))
-                mode = MODE_SLOW;
-            else if (!strcmp(value, "fast") || !strcmp(value, "pool"))
-                mode = MODE_FAST;
-            else if (!strcmp(value, "both"))
-                mode = MODE_BOTH;
-            else {
-                fprintf(stderr, PROG ": invalid --mode '%s' (use slow, fast or both)\n", value);
-                return 1;
-            }
         } else if ((matched = option_value(argc, argv, &i, PROG, "--fn", &value)) != 0) {
             if (matched < 0)
                 return 1;
