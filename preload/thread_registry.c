@@ -218,6 +218,18 @@ void *sprof_start_sampled_thread(void *data)
 {
     struct sprof_start_info info = *(struct sprof_start_info *)data;
     free(data);
+    /* Programs (liblzma among them) block every signal around
+     * pthread_create, so a new thread would start with ours blocked and
+     * never be sampled. Unblock the sampling signal alone, unless the
+     * program handles that signal itself. */
+    const struct sigaction *theirs = &sprof_sampler.previous;
+    if (!(theirs->sa_flags & SA_SIGINFO) &&
+        (theirs->sa_handler == SIG_DFL || theirs->sa_handler == SIG_IGN)) {
+        sigset_t ours;
+        sigemptyset(&ours);
+        sigaddset(&ours, sprof_sampler.signal_number);
+        pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
+    }
     sprof_thread_begin();
     return info.start(info.arg);
 }

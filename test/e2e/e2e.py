@@ -188,6 +188,20 @@ def threads(env):
 
 
 @test
+def blocked_creator(env):
+    """Threads created while every signal is blocked (liblzma does this)
+    are sampled all the same."""
+    run_ok(env, [env.program("threads"), "2000", "blocked"], trace="blocked.bin",
+           extra_env={"SPROF_QUIET": "1"})
+    rows = {t["name"]: t for t in env.threads("blocked.bin")}
+    for share in range(1, 5):
+        samples = int(rows.get(f"worker-{share}", {}).get("samples", 0))
+        print(f"  worker-{share}: {samples} samples")
+        check(samples > 20 * share, f"worker-{share} has {samples} samples")
+    check_completeness(env, "blocked.bin")
+
+
+@test
 def recursion(env):
     """A recursion 100 deep: cumulative time counts the function once per sample."""
     run_ok(env, [env.program("recurse")], trace="recurse.bin")

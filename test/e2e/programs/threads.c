@@ -1,5 +1,9 @@
 /* Four threads with work in the ratio 1:2:3:4, named worker-1..worker-4.
- * The main thread only waits, so the threads' shares are known. */
+ * The main thread only waits, so the threads' shares are known.
+ * Usage: threads [ROUNDS [blocked]]: with "blocked", every signal is
+ * blocked around pthread_create, as liblzma does, so the workers start with
+ * every signal blocked. */
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +32,10 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
     unit_rounds = argc > 1 ? atol(argv[1]) : 8000;
+    sigset_t all, old;
+    sigfillset(&all);
+    if (argc > 2)
+        pthread_sigmask(SIG_BLOCK, &all, &old);
     pthread_t threads[4];
     for (long i = 0; i < 4; i++) {
         if (pthread_create(&threads[i], NULL, worker, (void *)(i + 1)) != 0) {
@@ -35,6 +43,8 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (argc > 2)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     for (int i = 0; i < 4; i++)
         pthread_join(threads[i], NULL);
     printf("threads: done\n");
