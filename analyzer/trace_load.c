@@ -116,6 +116,10 @@ struct trace_file {
     size_t thread_count, thread_capacity;
     struct loaded_count *counts;
     size_t count_count, count_capacity;
+    /* Memo of expand_address: address -> [count, functions...]. */
+    struct sprof_map expanded;
+    uint32_t *expansions;
+    size_t expansion_count, expansion_capacity;
     uint64_t unknown_stack_refs;
     char **notices;
     size_t notice_count, notice_capacity;
@@ -135,6 +139,8 @@ static void trace_file_free(struct trace_file *f)
     free(f->groups);
     free(f->threads);
     free(f->counts);
+    sprof_map_free(&f->expanded);
+    free(f->expansions);
     for (size_t i = 0; i < f->notice_count; i++)
         free(f->notices[i]);
     free(f->notices);
@@ -567,13 +573,37 @@ static uint32_t address_functions(struct trace_file *f, uint64_t address, uint32
     return count;
 }
 
-/* Expands one address into functions, innermost first, onto p->frames. */
+/* Expands one address into functions, innermost first, onto p->frames.
+ * Each address is worked out once per file: stacks repeat their addresses,
+ * and naming a function builds and interns a key. */
 static void expand_address(struct trace_file *f, uint64_t address)
 {
+    uint32_t at;
+    if (sprof_map_get(&f->expanded, address, &at)) {
+        uint32_t count = f->expansions[at];
+        for (uint32_t i = 0; i < count; i++)
+            push_frame(f->profile, f->expansions[at + 1 + i]);
+        return;
+    }
     uint32_t functions[MAX_INLINE_FRAMES];
     uint32_t count = address_functions(f, address, functions, MAX_INLINE_FRAMES);
     for (uint32_t i = 0; i < count; i++)
         push_frame(f->profile, functions[i]);
+    if (f->expansion_count + count + 1 > f->expansion_capacity) {
+        size_t capacity = f->expansion_capacity ? f->expansion_capacity * 2 : 1024;
+        while (capacity < f->expansion_count + count + 1)
+            capacity *= 2;
+        uint32_t *grown = realloc(f->expansions, capacity * sizeof *grown);
+        if (!grown)
+            return;
+        f->expansions = grown;
+        f->expansion_capacity = capacity;
+    }
+    at = (uint32_t)f->expansion_count;
+    f->expansions[at] = count;
+    memcpy(f->expansions + at + 1, functions, count * sizeof *functions);
+    f->expansion_count += count + 1;
+    sprof_map_put(&f->expanded, address, at);
 }
 
 static void add_edge(struct profile *p, uint32_t caller, uint32_t callee, uint64_t calls)
