@@ -46,7 +46,8 @@ void sprof_thread_end(struct sprof_thread *t);
 /* Takes t->busy for normal code, waiting (boundedly) for its handler. */
 void sprof_thread_acquire(struct sprof_thread *t);
 void sprof_thread_release(struct sprof_thread *t);
-/* A thread's name from /proc (works for other threads, too). */
+/* A thread's name from /proc (works for other threads, too).
+ * Async-signal-safe. */
 void sprof_thread_read_name(pid_t tid, char name[16]);
 /* The CPU time a thread of this process has used, by tid; 0 if unknown. */
 uint64_t sprof_thread_cpu_ns(pid_t tid);

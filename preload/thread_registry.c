@@ -168,9 +168,21 @@ struct sprof_thread *sprof_thread_begin(void)
 
 void sprof_thread_read_name(pid_t tid, char name[16])
 {
-    char path[64];
+    /* Async-signal-safe (the _exit and fatal-signal paths use it): the path
+     * is built by hand, not with snprintf. */
+    char path[64] = "/proc/self/task/";
+    size_t at = strlen(path);
+    char digits[16];
+    int count = 0;
+    unsigned value = (unsigned)tid;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value && count < (int)sizeof digits);
+    while (count > 0)
+        path[at++] = digits[--count];
+    memcpy(path + at, "/comm", 6);
     name[0] = '\0';
-    snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
