@@ -12,6 +12,7 @@
 #include "symbolize.h"
 #include "trace_codec.h"
 #include "trace_reader.h"
+#include "varint.h"
 
 #define MAX_INLINE_FRAMES 64
 
@@ -78,8 +79,30 @@ struct loaded_stack {
     size_t first_address;
     uint16_t depth, flags;
 };
+#define NONE UINT32_MAX
+/* A frame-tree node, shared by every table (thread) of the file that has
+ * the same path from the root. */
+struct loaded_node {
+    uint64_t address;
+    uint32_t parent; /* loaded_node index, or NONE for a root */
+    uint32_t stack;  /* profile stack, NONE until first needed */
+    uint16_t depth;
+    bool truncated;
+};
+/* One FRAMES table: its local node ids and the groups of its samples. */
+struct loaded_table {
+    uint32_t id;
+    uint32_t tid;     /* of its first NODE_SAMPLES record */
+    bool has_tid;
+    uint32_t *nodes;  /* local id -> loaded_node, NONE if undefined */
+    uint32_t *groups; /* local id -> loaded_group of (node, tid), or NONE */
+    size_t count;     /* local ids in use, 0 included */
+    size_t capacity;
+};
+/* Samples of one stack (a STACK record, or else a node) on one thread. */
 struct loaded_group {
-    uint32_t stack; /* loaded_stack index */
+    uint32_t stack; /* loaded_stack index, or NONE */
+    uint32_t node;  /* loaded_node index when stack is NONE */
     uint32_t tid;
     uint64_t samples, weight_ns;
 };
@@ -109,7 +132,16 @@ struct trace_file {
     size_t stack_count, stack_capacity;
     uint64_t *addresses;
     size_t address_count, address_capacity;
+    struct loaded_node *nodes;
+    size_t node_count, node_capacity;
+    uint32_t *node_slots; /* open addressing over nodes by (parent, address) */
+    size_t node_slot_capacity;
+    struct loaded_table *tables;
+    size_t table_count, table_capacity;
+    struct sprof_map table_by_id;
+    uint64_t undefined_nodes; /* made for gaps in tables; bounded */
     struct sprof_map group_by_key;
+    struct sprof_map node_group_by_key; /* node << 32 | tid, off the fast path */
     struct loaded_group *groups;
     size_t group_count, group_capacity;
     struct loaded_thread *threads;
@@ -131,6 +163,15 @@ static void trace_file_free(struct trace_file *f)
     sprof_map_free(&f->symbol_by_address);
     sprof_map_free(&f->stack_by_id);
     sprof_map_free(&f->group_by_key);
+    sprof_map_free(&f->node_group_by_key);
+    sprof_map_free(&f->table_by_id);
+    for (size_t i = 0; i < f->table_count; i++) {
+        free(f->tables[i].nodes);
+        free(f->tables[i].groups);
+    }
+    free(f->tables);
+    free(f->nodes);
+    free(f->node_slots);
     free(f->modules);
     free(f->symbols);
     free(f->frames);
@@ -309,10 +350,206 @@ static bool read_samples(struct trace_file *f, struct sprof_decoder *dec)
             if (!GROW(f->groups, f->group_capacity, f->group_count))
                 return false;
             at = (uint32_t)f->group_count++;
-            f->groups[at] = (struct loaded_group){.stack = stack, .tid = tid};
+            f->groups[at] = (struct loaded_group){.stack = stack, .node = NONE, .tid = tid};
             if (!sprof_map_put(&f->group_by_key, key, at))
                 return false;
         }
+        f->groups[at].samples += samples;
+        f->groups[at].weight_ns += weight;
+    }
+    return true;
+}
+
+/* Gaps in tables (lost writes) get placeholder ids; this many at most per
+ * file, so a hostile trace cannot make the reader allocate without end. */
+#define UNDEFINED_NODES_MAX (1u << 22)
+
+static uint64_t node_key_hash(uint32_t parent, uint64_t address, bool truncated)
+{
+    return sprof_hash64(address ^ ((uint64_t)parent << 33) ^ truncated);
+}
+
+static bool grow_node_slots(struct trace_file *f)
+{
+    size_t capacity = f->node_slot_capacity ? f->node_slot_capacity * 2 : 4096;
+    uint32_t *slots = malloc(capacity * sizeof *slots);
+    if (!slots)
+        return false;
+    memset(slots, 0xff, capacity * sizeof *slots);
+    for (size_t i = 0; i < f->node_count; i++) {
+        const struct loaded_node *n = &f->nodes[i];
+        size_t at = node_key_hash(n->parent, n->address, n->truncated) & (capacity - 1);
+        while (slots[at] != NONE)
+            at = (at + 1) & (capacity - 1);
+        slots[at] = (uint32_t)i;
+    }
+    free(f->node_slots);
+    f->node_slots = slots;
+    f->node_slot_capacity = capacity;
+    return true;
+}
+
+/* The file's node for (parent, address), made if new; NONE when out of
+ * memory or when the stack would be deeper than the format allows. */
+static uint32_t file_node(struct trace_file *f, uint32_t parent, uint64_t address, bool truncated)
+{
+    uint16_t depth = parent == NONE ? 1 : (uint16_t)(f->nodes[parent].depth + 1);
+    if (depth > SPROF_STACK_MAX_DEPTH)
+        return NONE;
+    if ((f->node_count + 1) * 2 > f->node_slot_capacity && !grow_node_slots(f))
+        return NONE;
+    size_t mask = f->node_slot_capacity - 1;
+    size_t at = node_key_hash(parent, address, truncated) & mask;
+    for (uint32_t i; (i = f->node_slots[at]) != NONE; at = (at + 1) & mask) {
+        const struct loaded_node *n = &f->nodes[i];
+        if (n->address == address && n->parent == parent && n->truncated == truncated)
+            return i;
+    }
+    if (!GROW(f->nodes, f->node_capacity, f->node_count))
+        return NONE;
+    uint32_t i = (uint32_t)f->node_count++;
+    f->nodes[i] = (struct loaded_node){address, parent, NONE, depth, truncated};
+    f->node_slots[at] = i;
+    return i;
+}
+
+static struct loaded_table *find_table(struct trace_file *f, uint32_t id, bool create)
+{
+    uint32_t at;
+    if (sprof_map_get(&f->table_by_id, id, &at))
+        return &f->tables[at];
+    if (!create || !GROW(f->tables, f->table_capacity, f->table_count))
+        return NULL;
+    at = (uint32_t)f->table_count;
+    if (!sprof_map_put(&f->table_by_id, id, at))
+        return NULL;
+    f->table_count++;
+    f->tables[at] = (struct loaded_table){.id = id};
+    return &f->tables[at];
+}
+
+/* Room for local ids up to (not including) size. */
+static bool reserve_table(struct loaded_table *t, size_t size)
+{
+    if (size <= t->capacity)
+        return true;
+    size_t capacity = t->capacity ? t->capacity : 64;
+    while (capacity < size)
+        capacity *= 2;
+    uint32_t *nodes = realloc(t->nodes, capacity * sizeof *nodes);
+    if (!nodes)
+        return false;
+    t->nodes = nodes;
+    uint32_t *groups = realloc(t->groups, capacity * sizeof *groups);
+    if (!groups)
+        return false;
+    t->groups = groups;
+    t->capacity = capacity;
+    if (t->count == 0) {
+        t->nodes[0] = NONE;
+        t->groups[0] = NONE;
+        t->count = 1;
+    }
+    return true;
+}
+
+static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint32_t table_id = sprof_decoder_u32(dec);
+    uint32_t first = sprof_decoder_u32(dec);
+    uint32_t count = sprof_decoder_u32(dec);
+    sprof_decoder_u32(dec); /* reserved */
+    if (!dec->ok || table_id == 0 || first == 0 || first > SPROF_FRAME_TABLE_MAX_NODES ||
+        count > SPROF_FRAME_TABLE_MAX_NODES + 1 - first ||
+        count > sprof_decoder_remaining(dec) / 2)
+        return false;
+    struct loaded_table *t = find_table(f, table_id, true);
+    if (!t || !reserve_table(t, (size_t)first + count) || first < t->count)
+        return false; /* out of memory, or nodes defined twice */
+    f->undefined_nodes += first - t->count;
+    if (f->undefined_nodes > UNDEFINED_NODES_MAX)
+        return false;
+    while (t->count < first) {
+        t->groups[t->count] = NONE;
+        t->nodes[t->count++] = NONE;
+    }
+    uint64_t address = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t parent_flags = sprof_decoder_varint(dec);
+        address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(dec));
+        uint64_t parent_local = parent_flags >> 1;
+        if (!dec->ok || parent_local >= t->count)
+            return false;
+        uint32_t node = NONE;
+        if (parent_local == 0) {
+            node = file_node(f, NONE, address, parent_flags & 1);
+        } else if (t->nodes[parent_local] != NONE) {
+            node = file_node(f, t->nodes[parent_local], address, false);
+            if (node == NONE && f->nodes[t->nodes[parent_local]].depth >= SPROF_STACK_MAX_DEPTH)
+                return false;
+        }
+        t->groups[t->count] = NONE;
+        t->nodes[t->count++] = node;
+    }
+    return sprof_decoder_remaining(dec) == 0;
+}
+
+/* The group of (node, tid); NONE when out of memory. */
+static uint32_t node_group(struct trace_file *f, uint32_t node, uint32_t tid)
+{
+    uint64_t key = (uint64_t)node << 32 | tid;
+    uint32_t at;
+    if (sprof_map_get(&f->node_group_by_key, key, &at))
+        return at;
+    if (!GROW(f->groups, f->group_capacity, f->group_count))
+        return NONE;
+    at = (uint32_t)f->group_count++;
+    f->groups[at] = (struct loaded_group){.stack = NONE, .node = node, .tid = tid};
+    return sprof_map_put(&f->node_group_by_key, key, at) ? at : NONE;
+}
+
+static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint32_t table_id = sprof_decoder_u32(dec);
+    uint32_t tid = sprof_decoder_u32(dec);
+    uint64_t period = sprof_decoder_u64(dec);
+    if (!dec->ok)
+        return false;
+    struct loaded_table *t = find_table(f, table_id, false);
+    if (t && !t->has_tid) {
+        t->tid = tid;
+        t->has_tid = true;
+    }
+    uint64_t local = 0;
+    while (sprof_decoder_remaining(dec) > 0) {
+        uint64_t delta_more = sprof_decoder_varint(dec);
+        uint64_t delta = delta_more >> 1;
+        uint64_t samples = 1, weight = period;
+        if (delta_more & 1) {
+            uint64_t samples_flags = sprof_decoder_varint(dec);
+            samples = samples_flags >> 1;
+            if (samples_flags & 1)
+                weight = sprof_decoder_varint(dec);
+            else if (__builtin_mul_overflow(samples, period, &weight))
+                return false;
+        }
+        /* Entries ascend by node. */
+        if (!dec->ok || delta == 0 || delta > SPROF_FRAME_TABLE_MAX_NODES || samples == 0 ||
+            samples > UINT32_MAX)
+            return false;
+        local += delta;
+        if (!t || local >= t->count || t->nodes[local] == NONE) {
+            f->unknown_stack_refs += samples;
+            continue;
+        }
+        uint32_t at = t->groups[local];
+        if (t->tid != tid) {
+            at = node_group(f, t->nodes[local], tid);
+        } else if (at == NONE) {
+            at = t->groups[local] = node_group(f, t->nodes[local], tid);
+        }
+        if (at == NONE)
+            return false;
         f->groups[at].samples += samples;
         f->groups[at].weight_ns += weight;
     }
@@ -403,6 +640,8 @@ static bool read_record(struct trace_file *f, const struct sprof_record *record)
     case SPROF_REC_THREAD: return read_thread(f, &dec);
     case SPROF_REC_STACK: return read_stack(f, &dec);
     case SPROF_REC_SAMPLES: return read_samples(f, &dec);
+    case SPROF_REC_FRAMES: return read_frames(f, &dec);
+    case SPROF_REC_NODE_SAMPLES: return read_node_samples(f, &dec);
     case SPROF_REC_STRING: return read_string(f, &dec);
     case SPROF_REC_SYMBOL: return read_symbol(f, &dec);
     case SPROF_REC_SUMMARY: return read_summary(f, &dec);
@@ -428,62 +667,69 @@ static const char *base_name(const char *path)
     return slash && slash[1] ? slash + 1 : path;
 }
 
+/* Names one address with libdw unless a SYMBOL record did; the symbolizer
+ * is made on first need. False when it cannot be made. */
+static bool symbolize_address(struct trace_file *f, struct sprof_symbolizer **symbolizer,
+                              uint64_t address)
+{
+    struct profile *p = f->profile;
+    uint32_t existing;
+    if (sprof_map_get(&f->symbol_by_address, address, &existing))
+        return true;
+    if (!*symbolizer) {
+        *symbolizer = sprof_symbolizer_new(true);
+        if (!*symbolizer)
+            return false;
+        for (size_t m = 0; m < f->module_count; m++) {
+            const struct loaded_module *mod = &f->modules[m];
+            const char *path = sprof_string_table_get(&p->strings, mod->path);
+            if (path[0] != '/')
+                continue;
+            struct sprof_module_desc desc = {path, mod->load_bias, mod->build_id,
+                                             mod->build_id_size};
+            char why[256];
+            sprof_symbolizer_add_module(*symbolizer, &desc, why, sizeof why);
+        }
+        f->process.symbolized_here = true;
+    }
+    struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
+    const struct loaded_module *m = find_module(f, address);
+    uint16_t flags;
+    int count = m ? sprof_symbolizer_lookup(*symbolizer, address, frames, MAX_INLINE_FRAMES,
+                                            &flags)
+                  : 0;
+    struct loaded_symbol s = {(uint32_t)f->frame_count, 0, m ? m->id : SPROF_MODULE_NONE};
+    for (int k = 0; k < count; k++) {
+        if (!GROW(f->frames, f->frame_capacity, f->frame_count))
+            break;
+        f->frames[f->frame_count++] = (struct loaded_frame){
+            intern_cstr(p, frames[k].function), intern_cstr(p, frames[k].decl_file),
+            frames[k].decl_line};
+        s.frame_count++;
+    }
+    if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
+        return false;
+    f->symbols[f->symbol_count] = s;
+    sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
+    return true;
+}
+
 /* Names, with libdw, the addresses the trace's SYMBOL records do not. */
 static void symbolize_missing(struct trace_file *f)
 {
-    struct profile *p = f->profile;
     struct sprof_symbolizer *symbolizer = NULL;
-    struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
-    size_t count_addresses = 2 * f->count_count;
-    for (size_t i = 0; i < f->address_count + count_addresses; i++) {
-        uint64_t address;
-        if (i < f->address_count) {
-            address = f->addresses[i];
-        } else {
-            const struct loaded_count *c = &f->counts[(i - f->address_count) / 2];
-            bool second = (i - f->address_count) % 2;
-            if (c->kind == 0 || (second && c->kind != SPROF_CALLS_EDGES))
-                continue;
-            address = second ? c->second : c->first;
-        }
-        uint32_t existing;
-        if (sprof_map_get(&f->symbol_by_address, address, &existing))
+    bool ok = true;
+    for (size_t i = 0; ok && i < f->address_count; i++)
+        ok = symbolize_address(f, &symbolizer, f->addresses[i]);
+    for (size_t i = 0; ok && i < f->node_count; i++)
+        ok = symbolize_address(f, &symbolizer, f->nodes[i].address);
+    for (size_t i = 0; ok && i < f->count_count; i++) {
+        const struct loaded_count *c = &f->counts[i];
+        if (c->kind == 0)
             continue;
-        if (!symbolizer) {
-            symbolizer = sprof_symbolizer_new(true);
-            if (!symbolizer)
-                return;
-            for (size_t m = 0; m < f->module_count; m++) {
-                const struct loaded_module *mod = &f->modules[m];
-                const char *path = sprof_string_table_get(&p->strings, mod->path);
-                if (path[0] != '/')
-                    continue;
-                struct sprof_module_desc desc = {path, mod->load_bias, mod->build_id,
-                                                 mod->build_id_size};
-                char why[256];
-                sprof_symbolizer_add_module(symbolizer, &desc, why, sizeof why);
-            }
-            f->process.symbolized_here = true;
-        }
-        const struct loaded_module *m = find_module(f, address);
-        uint16_t flags;
-        int count = m ? sprof_symbolizer_lookup(symbolizer, address, frames, MAX_INLINE_FRAMES,
-                                                &flags)
-                      : 0;
-        struct loaded_symbol s = {(uint32_t)f->frame_count, 0,
-                                  m ? m->id : SPROF_MODULE_NONE};
-        for (int k = 0; k < count; k++) {
-            if (!GROW(f->frames, f->frame_capacity, f->frame_count))
-                break;
-            f->frames[f->frame_count++] = (struct loaded_frame){
-                intern_cstr(p, frames[k].function), intern_cstr(p, frames[k].decl_file),
-                frames[k].decl_line};
-            s.frame_count++;
-        }
-        if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
-            break;
-        f->symbols[f->symbol_count] = s;
-        sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
+        ok = symbolize_address(f, &symbolizer, c->first);
+        if (ok && c->kind == SPROF_CALLS_EDGES)
+            ok = symbolize_address(f, &symbolizer, c->second);
     }
     sprof_symbolizer_free(symbolizer);
 }
@@ -695,6 +941,34 @@ static void add_notice(struct profile *p, const char *text)
         p->notice_count++;
 }
 
+/* The profile stack of a node's path, made on first need; NONE when out
+ * of memory. */
+static uint32_t node_stack(struct trace_file *f, uint32_t node)
+{
+    struct profile *p = f->profile;
+    struct loaded_node *leaf = &f->nodes[node];
+    if (leaf->stack != NONE)
+        return leaf->stack;
+    if (!GROW(p->stacks, p->stack_capacity, p->stack_count))
+        return NONE;
+    struct logical_stack ls = {(uint32_t)p->frame_count, 0, false};
+    const struct loaded_node *n = leaf;
+    for (;;) {
+        expand_address(f, n->address);
+        if (n->parent == NONE)
+            break;
+        n = &f->nodes[n->parent];
+    }
+    if (n->truncated) {
+        ls.truncated = true;
+        push_frame(p, function_index(p, 0, 0, 0, 0, "[truncated stack]"));
+    }
+    ls.depth = (uint32_t)(p->frame_count - ls.first_frame);
+    leaf->stack = (uint32_t)p->stack_count;
+    p->stacks[p->stack_count++] = ls;
+    return leaf->stack;
+}
+
 static bool merge_into_profile(struct trace_file *f)
 {
     struct profile *p = f->profile;
@@ -727,9 +1001,14 @@ static bool merge_into_profile(struct trace_file *f)
             free(stack_index);
             return false;
         }
+        uint32_t stack = g->stack != NONE ? stack_index[g->stack] : node_stack(f, g->node);
+        if (stack == NONE) {
+            free(stack_index);
+            return false;
+        }
         uint32_t thread = thread_index(p, process, g->tid);
         p->groups[p->group_count++] =
-            (struct sample_group){stack_index[g->stack], thread, g->samples, g->weight_ns};
+            (struct sample_group){stack, thread, g->samples, g->weight_ns};
         p->threads[thread].samples += g->samples;
         p->threads[thread].weight_ns += g->weight_ns;
         p->total_samples += g->samples;

@@ -1,4 +1,5 @@
 #include "trace_codec.h"
+#include "varint.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,6 +72,12 @@ void sprof_encoder_bytes(struct sprof_encoder *enc, const void *bytes, size_t si
     uint8_t *at = reserve(enc, size);
     if (at && size)
         memcpy(at, bytes, size);
+}
+
+void sprof_encoder_varint(struct sprof_encoder *enc, uint64_t value)
+{
+    uint8_t bytes[SPROF_VARINT_MAX];
+    sprof_encoder_bytes(enc, bytes, sprof_varint_put(bytes, value));
 }
 
 void sprof_encoder_string(struct sprof_encoder *enc, const char *text)
@@ -166,6 +173,16 @@ uint64_t sprof_decoder_u64(struct sprof_decoder *dec)
 {
     const uint8_t *at = sprof_decoder_bytes(dec, 8);
     return at ? get_le(at, 8) : 0;
+}
+
+uint64_t sprof_decoder_varint(struct sprof_decoder *dec)
+{
+    uint64_t value = 0;
+    if (!dec->ok || !sprof_varint_get(&dec->cursor, dec->end, &value)) {
+        dec->ok = false;
+        return 0;
+    }
+    return value;
 }
 
 bool sprof_decoder_string(struct sprof_decoder *dec, const char **text, uint32_t *length)

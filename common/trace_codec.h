@@ -30,6 +30,8 @@ void sprof_encoder_u16(struct sprof_encoder *enc, uint16_t value);
 void sprof_encoder_u32(struct sprof_encoder *enc, uint32_t value);
 void sprof_encoder_u64(struct sprof_encoder *enc, uint64_t value);
 void sprof_encoder_bytes(struct sprof_encoder *enc, const void *bytes, size_t size);
+/* A LEB128 variable-length integer (common/varint.h). */
+void sprof_encoder_varint(struct sprof_encoder *enc, uint64_t value);
 /* A length-prefixed string; NULL is written as the empty string. */
 void sprof_encoder_string(struct sprof_encoder *enc, const char *text);
 /* Appends the file header. */
@@ -57,6 +59,8 @@ static inline size_t sprof_decoder_remaining(const struct sprof_decoder *dec)
 uint16_t sprof_decoder_u16(struct sprof_decoder *dec);
 uint32_t sprof_decoder_u32(struct sprof_decoder *dec);
 uint64_t sprof_decoder_u64(struct sprof_decoder *dec);
+/* A LEB128 variable-length integer; a malformed one sets ok = false. */
+uint64_t sprof_decoder_varint(struct sprof_decoder *dec);
 /* Returns a pointer to the next size bytes, or NULL (and ok = false). */
 const uint8_t *sprof_decoder_bytes(struct sprof_decoder *dec, size_t size);
 /* Reads a length-prefixed string; *text is not NUL-terminated. */

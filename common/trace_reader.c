@@ -40,10 +40,11 @@ int sprof_reader_open_stream(struct sprof_reader *reader, FILE *file)
     reader->header.run_id = sprof_decoder_u64(&dec);
     reader->header.pid = sprof_decoder_u32(&dec);
     reader->header.reserved = sprof_decoder_u32(&dec);
-    if (reader->header.version != SPROF_TRACE_VERSION) {
+    if (reader->header.version < SPROF_TRACE_VERSION_MIN ||
+        reader->header.version > SPROF_TRACE_VERSION) {
         snprintf(reader->error, sizeof reader->error,
-                 "unsupported trace version %u (this build reads version %u)",
-                 reader->header.version, SPROF_TRACE_VERSION);
+                 "unsupported trace version %u (this build reads versions %u to %u)",
+                 reader->header.version, SPROF_TRACE_VERSION_MIN, SPROF_TRACE_VERSION);
         return -1;
     }
     if (reader->header.header_size < sizeof bytes || reader->header.header_size > 4096) {

@@ -15,6 +15,7 @@
 #include "symbolize.h"
 #include "trace_codec.h"
 #include "trace_reader.h"
+#include "varint.h"
 
 #define MAX_INLINE_FRAMES 64
 
@@ -86,7 +87,26 @@ static void collect_call_addresses(const struct sprof_record *record, struct spr
     }
 }
 
-/* Every address of every STACK and CALL_COUNTS record in the trace. */
+/* The addresses of a FRAMES record's nodes. */
+static void collect_node_addresses(const struct sprof_record *record,
+                                   struct sprof_map *addresses)
+{
+    struct sprof_decoder dec;
+    sprof_decoder_init(&dec, record->payload, record->size);
+    sprof_decoder_u32(&dec);
+    sprof_decoder_u32(&dec);
+    uint32_t count = sprof_decoder_u32(&dec);
+    sprof_decoder_u32(&dec);
+    uint64_t address = 0;
+    for (uint32_t i = 0; i < count && dec.ok; i++) {
+        sprof_decoder_varint(&dec);
+        address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(&dec));
+        if (dec.ok)
+            sprof_map_put(addresses, address, 1);
+    }
+}
+
+/* Every address of every FRAMES, STACK and CALL_COUNTS record in the trace. */
 static bool collect_addresses(const char *path, struct sprof_map *addresses)
 {
     struct sprof_reader reader;
@@ -98,6 +118,10 @@ static bool collect_addresses(const char *path, struct sprof_map *addresses)
     while (sprof_reader_next(&reader, &record) == SPROF_READ_RECORD) {
         if (record.type == SPROF_REC_CALL_COUNTS) {
             collect_call_addresses(&record, addresses);
+            continue;
+        }
+        if (record.type == SPROF_REC_FRAMES) {
+            collect_node_addresses(&record, addresses);
             continue;
         }
         if (record.type != SPROF_REC_STACK)

@@ -27,10 +27,11 @@
 
 #include "signals.h"
 #include "sprof/trace_format.h"
+#include "varint.h"
 
 struct sprof_sampler_config sprof_sampler = {.trace_fd = -1};
 struct sprof_thread *_Atomic sprof_threads;
-_Atomic uint32_t sprof_next_stack_id;
+_Atomic uint32_t sprof_next_table_id;
 _Atomic uint64_t sprof_lost_samples;
 _Atomic uint64_t sprof_truncated_stacks;
 _Atomic uint64_t sprof_total_samples;
@@ -46,6 +47,8 @@ static _Atomic uint64_t last_sweep_ns;
  * the thread's state, not here), by the high-water mark of a program's
  * alternate stack (test/e2e/programs/altstack.c). */
 #define HANDLER_STACK_NEEDED (8 * 1024)
+/* The frame index's size when a table starts: 16 KB. */
+#define INDEX_FIRST_CAPACITY 4096u
 /* A reopened trace descriptor is moved at least this high, out of the way
  * of programs that expect the lowest free numbers. */
 #define HIGH_FD 512
@@ -144,36 +147,126 @@ static void ensure_room(struct sprof_thread *t, uint32_t bytes)
         write_out(t);
 }
 
+/* Room for a record's header and fixed part plus one entry of up to three
+ * varints; records are closed early rather than split mid-entry. */
+#define RECORD_START_ROOM (8 + 16 + 3 * SPROF_VARINT_MAX)
+
+static uint8_t *start_compact_record(struct sprof_thread *t, uint32_t type)
+{
+    ensure_room(t, RECORD_START_ROOM);
+    uint8_t *record = t->out + t->out_used;
+    put_le(record, type, 4);
+    return record;
+}
+
+static void close_compact_record(struct sprof_thread *t, uint8_t *record, uint8_t *end)
+{
+    put_le(record + 4, (uint64_t)(end - record - 8), 4);
+    t->out_used = (uint32_t)(end - t->out);
+}
+
+static bool room_for_entry(const struct sprof_thread *t, const uint8_t *at)
+{
+    return (size_t)(t->out + t->out_size - at) >= 3 * SPROF_VARINT_MAX;
+}
+
+/* FRAMES records for the nodes made since the last ones. */
+static void write_new_nodes(struct sprof_thread *t)
+{
+    while (t->nodes_written < t->node_count) {
+        uint8_t *record = start_compact_record(t, SPROF_REC_FRAMES);
+        uint32_t first = t->nodes_written + 1;
+        uint8_t *at = record + 8 + 16;
+        uint64_t previous = 0;
+        uint32_t node = first;
+        for (; node <= t->node_count && room_for_entry(t, at); node++) {
+            const struct sprof_frame_node *n = &t->nodes[node];
+            at += sprof_varint_put(at, n->parent_flags);
+            at += sprof_varint_put(at, sprof_zigzag((int64_t)(n->address - previous)));
+            previous = n->address;
+        }
+        put_le(record + 8, t->table_id, 4);
+        put_le(record + 12, first, 4);
+        put_le(record + 16, node - first, 4);
+        put_le(record + 20, 0, 4);
+        close_compact_record(t, record, at);
+        t->nodes_written = node - 1;
+    }
+}
+
+/* Shell sort: pending leaves in ascending order make the entries' deltas
+ * small. In place, no recursion, bounded work. */
+static void sort_pending(uint32_t *ids, uint32_t count)
+{
+    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+        uint32_t gap = gaps[g];
+        for (uint32_t i = gap; i < count; i++) {
+            uint32_t value = ids[i];
+            uint32_t j = i;
+            for (; j >= gap && ids[j - gap] > value; j -= gap)
+                ids[j] = ids[j - gap];
+            ids[j] = value;
+        }
+    }
+}
+
+/* NODE_SAMPLES records for the samples taken since the last ones. */
+static void write_pending_samples(struct sprof_thread *t)
+{
+    sort_pending(t->pending, t->pending_count);
+    uint64_t period = sprof_sampler.period_ns;
+    uint32_t i = 0;
+    while (i < t->pending_count) {
+        uint8_t *record = start_compact_record(t, SPROF_REC_NODE_SAMPLES);
+        put_le(record + 8, t->table_id, 4);
+        put_le(record + 12, (uint32_t)t->tid, 4);
+        put_le(record + 16, period, 8);
+        uint8_t *at = record + 8 + 16;
+        uint32_t previous = 0;
+        for (; i < t->pending_count && room_for_entry(t, at); i++) {
+            uint32_t leaf = t->pending[i];
+            struct sprof_frame_node *n = &t->nodes[leaf];
+            bool has_weight = n->pending_weight_ns != (uint64_t)n->pending_samples * period;
+            bool more = has_weight || n->pending_samples != 1;
+            at += sprof_varint_put(at, (uint64_t)(leaf - previous) << 1 | more);
+            if (more)
+                at += sprof_varint_put(at, (uint64_t)n->pending_samples << 1 | has_weight);
+            if (has_weight)
+                at += sprof_varint_put(at, n->pending_weight_ns);
+            previous = leaf;
+            n->pending_samples = 0;
+            n->pending_weight_ns = 0;
+        }
+        close_compact_record(t, record, at);
+    }
+    t->pending_count = 0;
+}
+
 void sprof_thread_flush(struct sprof_thread *t)
 {
-    if (t->pending_count > 0) {
-        uint32_t payload = 8 + 16 * t->pending_count;
-        ensure_room(t, 8 + payload);
-        uint8_t *at = begin_record(t, SPROF_REC_SAMPLES, payload);
-        put_le(at, (uint32_t)t->tid, 4);
-        put_le(at + 4, t->pending_count, 4);
-        at += 8;
-        for (uint32_t i = 0; i < t->pending_count; i++, at += 16) {
-            struct sprof_stack_slot *slot = &t->slots[t->pending[i]];
-            put_le(at, slot->stack_id, 4);
-            put_le(at + 4, slot->pending_samples, 4);
-            put_le(at + 8, slot->pending_weight_ns, 8);
-            slot->pending_samples = 0;
-            slot->pending_weight_ns = 0;
-        }
-        t->pending_count = 0;
-    }
+    write_new_nodes(t);
+    write_pending_samples(t);
     write_out(t);
     t->last_flush_ns = now_ns();
 }
 
+/* Starts a new, empty frame table; the index shrinks back to its first
+ * size so a thread state reused by a small thread touches little. */
+static void start_new_table(struct sprof_thread *t)
+{
+    t->table_id = atomic_fetch_add_explicit(&sprof_next_table_id, 1, memory_order_relaxed) + 1;
+    t->node_count = 0;
+    t->nodes_written = 0;
+    t->index_capacity = t->index_max < INDEX_FIRST_CAPACITY ? t->index_max : INDEX_FIRST_CAPACITY;
+    memset(t->node_index, 0, t->index_capacity * sizeof *t->node_index);
+    t->pending_count = 0;
+    t->path_depth = 0;
+}
+
 void sprof_thread_reset_buffers(struct sprof_thread *t)
 {
-    for (uint32_t i = 0; i < t->slot_count; i++)
-        t->slots[i].hash = 0;
-    t->slots_used = 0;
-    t->arena_used = 0;
-    t->pending_count = 0;
+    start_new_table(t);
     t->out_used = 0;
 }
 
@@ -222,72 +315,78 @@ bool sprof_trace_append_end(void)
     return sprof_trace_append(record, sizeof record);
 }
 
-/* --- The stack table ----------------------------------------------------- */
+/* --- The frame tree -------------------------------------------------------- */
 
-static uint64_t hash_stack(const uint64_t *pcs, uint32_t depth, uint16_t flags)
+static uint32_t node_hash(uint32_t parent_flags, uint64_t address)
 {
-    uint64_t hash = 0x9e3779b97f4a7c15ULL ^ depth ^ ((uint64_t)flags << 32);
-    for (uint32_t i = 0; i < depth; i++) {
-        hash ^= pcs[i];
-        hash *= 0xff51afd7ed558ccdULL;
-        hash ^= hash >> 32;
-    }
-    return hash | 1; /* 0 marks an empty slot */
+    uint64_t hash = (address ^ ((uint64_t)parent_flags << 40 | parent_flags)) * 0x9e3779b97f4a7c15ULL;
+    return (uint32_t)(hash >> 32);
 }
 
-static bool same_stack(const struct sprof_thread *t, const struct sprof_stack_slot *slot,
-                       const uint64_t *pcs, uint32_t depth, uint16_t flags)
+static void index_insert(struct sprof_thread *t, uint32_t node)
 {
-    if (slot->depth != depth || slot->flags != flags)
-        return false;
-    const uint64_t *stored = t->arena + slot->offset;
-    for (uint32_t i = 0; i < depth; i++) {
-        if (stored[i] != pcs[i])
-            return false;
-    }
-    return true;
+    const struct sprof_frame_node *n = &t->nodes[node];
+    uint32_t mask = t->index_capacity - 1;
+    uint32_t at = node_hash(n->parent_flags, n->address) & mask;
+    while (t->node_index[at])
+        at = (at + 1) & mask;
+    t->node_index[at] = node;
 }
 
-/* The slot for this stack, defining it (a STACK record) if new. */
-static struct sprof_stack_slot *find_or_add_stack(struct sprof_thread *t, const uint64_t *pcs,
-                                                  uint32_t depth, uint16_t flags)
+/* Doubles the index, at most to index_max, which keeps it at most half full. */
+static void grow_index(struct sprof_thread *t)
 {
-    uint64_t hash = hash_stack(pcs, depth, flags);
-    uint32_t mask = t->slot_count - 1;
-    uint32_t at = (uint32_t)hash & mask;
-    for (; t->slots[at].hash; at = (at + 1) & mask) {
-        if (t->slots[at].hash == hash && same_stack(t, &t->slots[at], pcs, depth, flags))
-            return &t->slots[at];
+    t->index_capacity *= 2;
+    memset(t->node_index, 0, t->index_capacity * sizeof *t->node_index);
+    for (uint32_t node = 1; node <= t->node_count; node++)
+        index_insert(t, node);
+}
+
+/* The node for (parent, address), made if new. The caller made sure there
+ * is room for it. */
+static uint32_t find_or_add_node(struct sprof_thread *t, uint32_t parent_flags, uint64_t address)
+{
+    uint32_t mask = t->index_capacity - 1;
+    uint32_t at = node_hash(parent_flags, address) & mask;
+    for (uint32_t node; (node = t->node_index[at]) != 0; at = (at + 1) & mask) {
+        if (t->nodes[node].address == address && t->nodes[node].parent_flags == parent_flags)
+            return node;
     }
-    if ((t->slots_used + 1) * 2 > t->slot_count || t->arena_words - t->arena_used < depth) {
-        /* Full: write everything out and start a fresh table. The stack ids
-         * already written stay valid; a stack seen again is defined again. */
+    uint32_t node = ++t->node_count;
+    t->nodes[node] = (struct sprof_frame_node){address, parent_flags, 0, 0};
+    t->node_index[at] = node;
+    if (t->node_count * 2 > t->index_capacity && t->index_capacity < t->index_max)
+        grow_index(t);
+    return node;
+}
+
+/* The leaf node of a stack (pcs leaf first), adding what the tree lacks.
+ * Starts from the previous sample's path where the two share callers. */
+static uint32_t record_stack(struct sprof_thread *t, const uint64_t *pcs, uint32_t depth,
+                             bool truncated)
+{
+    if (t->node_capacity - t->node_count < depth) {
+        /* Full: write everything out and start a new table. The nodes
+         * already written stay valid under the old table's id. */
         sprof_thread_flush(t);
-        sprof_thread_reset_buffers(t);
-        at = (uint32_t)hash & mask;
+        start_new_table(t);
     }
-    struct sprof_stack_slot *slot = &t->slots[at];
-    slot->hash = hash;
-    slot->stack_id = atomic_fetch_add_explicit(&sprof_next_stack_id, 1, memory_order_relaxed);
-    slot->offset = t->arena_used;
-    slot->depth = (uint16_t)depth;
-    slot->flags = flags;
-    slot->pending_samples = 0;
-    slot->pending_weight_ns = 0;
-    for (uint32_t i = 0; i < depth; i++)
-        t->arena[t->arena_used + i] = pcs[i];
-    t->arena_used += depth;
-    t->slots_used++;
-
-    uint32_t payload = 8 + 8 * depth;
-    ensure_room(t, 8 + payload);
-    uint8_t *out = begin_record(t, SPROF_REC_STACK, payload);
-    put_le(out, slot->stack_id, 4);
-    put_le(out + 4, depth, 2);
-    put_le(out + 6, flags, 2);
-    for (uint32_t i = 0; i < depth; i++)
-        put_le(out + 8 + 8 * i, pcs[i], 8);
-    return slot;
+    uint32_t shared = 0;
+    if (t->path_truncated == truncated) {
+        uint32_t limit = depth < t->path_depth ? depth : t->path_depth;
+        while (shared < limit && t->path_addresses[shared] == pcs[depth - 1 - shared])
+            shared++;
+    }
+    uint32_t node = shared > 0 ? t->path_nodes[shared - 1] : 0;
+    for (uint32_t k = shared; k < depth; k++) {
+        uint64_t address = pcs[depth - 1 - k];
+        node = find_or_add_node(t, node << 1 | (truncated && k == 0), address);
+        t->path_addresses[k] = address;
+        t->path_nodes[k] = node;
+    }
+    t->path_depth = depth;
+    t->path_truncated = truncated;
+    return node;
 }
 
 /* --- Unwinding ----------------------------------------------------------- */
@@ -422,12 +521,15 @@ __attribute__((noinline)) static void take_sample(struct sprof_thread *t, const 
         atomic_fetch_add_explicit(&sprof_lost_samples, 1, memory_order_relaxed);
         return;
     }
-    struct sprof_stack_slot *slot =
-        find_or_add_stack(t, pcs, depth, truncated ? SPROF_STACK_TRUNCATED : 0);
-    if (slot->pending_samples == 0)
-        t->pending[t->pending_count++] = (uint32_t)(slot - t->slots);
-    slot->pending_samples++;
-    slot->pending_weight_ns += weight;
+    uint32_t leaf = record_stack(t, pcs, depth, truncated);
+    struct sprof_frame_node *node = &t->nodes[leaf];
+    if (node->pending_samples == 0) {
+        if (t->pending_count == t->pending_capacity)
+            sprof_thread_flush(t);
+        t->pending[t->pending_count++] = leaf;
+    }
+    node->pending_samples++;
+    node->pending_weight_ns += weight;
     uint64_t now = now_ns();
     if (now - t->last_flush_ns >= sprof_sampler.flush_interval_ns)
         sprof_thread_flush(t);

@@ -39,7 +39,7 @@ extern struct sprof_sampler_config sprof_sampler;
 
 /* All thread states ever created (never unlinked), newest first. */
 extern struct sprof_thread *_Atomic sprof_threads;
-extern _Atomic uint32_t sprof_next_stack_id;
+extern _Atomic uint32_t sprof_next_table_id;
 /* Process-wide counts. */
 extern _Atomic uint64_t sprof_lost_samples;      /* state busy, or output failed */
 extern _Atomic uint64_t sprof_truncated_stacks;

@@ -20,10 +20,13 @@
 
 __thread struct sprof_thread *sprof_current_thread __attribute__((tls_model("initial-exec")));
 
-/* Buffer sizes per thread: a table of up to 512 distinct stacks holding up
- * to 16384 addresses between resets, and 32 KB of records between writes. */
-#define SLOT_COUNT 1024u
-#define ARENA_WORDS 16384u
+/* Buffer sizes per thread: a frame tree of up to 65536 nodes (stacks that
+ * share callers share nodes) before the thread starts a new table, up to
+ * 8192 distinct stacks between writes, and 32 KB of records between
+ * writes. The mapping is large but only touched as the tree grows. */
+#define NODE_CAPACITY 65536u
+#define INDEX_MAX (2u * NODE_CAPACITY)
+#define PENDING_CAPACITY 8192u
 #define OUT_BYTES (32u * 1024u)
 
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
@@ -51,34 +54,48 @@ uint64_t sprof_thread_cpu_ns(pid_t tid)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Carves the next size bytes, 16-byte aligned, out of a mapping. */
+static void *carve(uint8_t **at, size_t size)
+{
+    void *start = *at;
+    *at += (size + 15) & ~(size_t)15;
+    return start;
+}
+
 static struct sprof_thread *new_state(void)
 {
-    size_t slots = SLOT_COUNT * sizeof(struct sprof_stack_slot);
-    size_t arena = ARENA_WORDS * sizeof(uint64_t);
-    size_t pending = SLOT_COUNT * sizeof(uint32_t);
+    size_t nodes = (NODE_CAPACITY + 1) * sizeof(struct sprof_frame_node);
+    size_t index = INDEX_MAX * sizeof(uint32_t);
+    size_t pending = PENDING_CAPACITY * sizeof(uint32_t);
+    size_t path = SPROF_STACK_MAX_DEPTH * (sizeof(uint64_t) + sizeof(uint32_t));
     size_t frames = (SPROF_STACK_MAX_DEPTH + 33) * sizeof(void *);
     size_t pcs = SPROF_STACK_MAX_DEPTH * sizeof(uint64_t);
-    size_t size = sizeof(struct sprof_thread) + 16 + slots + arena + pending + OUT_BYTES + frames +
-                  pcs;
-    /* mmap, not malloc: pages are touched only as they are used. */
-    uint8_t *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t size = sizeof(struct sprof_thread) + nodes + index + pending + path + OUT_BYTES +
+                  frames + pcs + 8 * 16;
+    /* mmap, not malloc: pages are touched only as they are used; no swap
+     * is reserved for the untouched rest. */
+    uint8_t *base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
         return NULL;
-    struct sprof_thread *t = (struct sprof_thread *)base;
-    uint8_t *at = base + sizeof *t;
-    at += (16 - (uintptr_t)at % 16) % 16;
+    uint8_t *at = base;
+    struct sprof_thread *t = carve(&at, sizeof *t);
     t->mapping = base;
     t->mapping_size = size;
-    t->slots = (struct sprof_stack_slot *)at;
-    t->slot_count = SLOT_COUNT;
-    t->arena = (uint64_t *)(at + slots);
-    t->arena_words = ARENA_WORDS;
-    t->pending = (uint32_t *)(at + slots + arena);
-    t->out = at + slots + arena + pending;
-    t->out_size = OUT_BYTES - 16;
-    t->scratch_frames = (void **)(t->out + OUT_BYTES);
-    t->scratch_pcs = (uint64_t *)(t->out + OUT_BYTES + frames);
+    t->nodes = carve(&at, nodes);
+    t->node_capacity = NODE_CAPACITY;
+    t->node_index = carve(&at, index);
+    t->index_max = INDEX_MAX;
+    t->pending = carve(&at, pending);
+    t->pending_capacity = PENDING_CAPACITY;
+    t->path_addresses = carve(&at, SPROF_STACK_MAX_DEPTH * sizeof(uint64_t));
+    t->path_nodes = carve(&at, SPROF_STACK_MAX_DEPTH * sizeof(uint32_t));
+    t->out = carve(&at, OUT_BYTES);
+    t->out_size = OUT_BYTES;
+    t->scratch_frames = carve(&at, frames);
+    t->scratch_pcs = carve(&at, pcs);
     t->perf_fd = -1;
+    sprof_thread_reset_buffers(t);
     return t;
 }
 

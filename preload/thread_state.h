@@ -23,17 +23,14 @@
 enum sprof_slot_state { SPROF_STATE_FREE = 0, SPROF_STATE_ACTIVE = 1 };
 enum sprof_busy { SPROF_IDLE = 0, SPROF_BUSY_HANDLER = 1, SPROF_BUSY_FLUSHER = 2 };
 
-/* One deduplicated stack of this thread, with its samples not yet written. */
-struct sprof_stack_slot {
-    uint64_t hash;            /* 0 marks an empty slot */
-    uint32_t stack_id;        /* global, from sprof_next_stack_id */
-    uint32_t offset;          /* of its addresses in the arena */
-    uint16_t depth;
-    uint16_t flags;
-    uint32_t pending_samples;
+/* One node of this thread's frame tree (FRAMES in trace_format.h): an
+ * address and the node of its caller. A stack is stored as its leaf node. */
+struct sprof_frame_node {
+    uint64_t address;
+    uint32_t parent_flags;    /* parent << 1 | truncated, as written */
+    uint32_t pending_samples; /* samples at this leaf not yet written */
     uint64_t pending_weight_ns;
 };
-
 struct sprof_thread {
     struct sprof_thread *next; /* the list only grows */
     _Atomic int state;         /* enum sprof_slot_state */
@@ -49,13 +46,21 @@ struct sprof_thread {
     bool warming_up;           /* the next signal is the warm-up, not a sample */
 
     /* Buffers, one mapping, sized at creation; guarded by busy. */
-    struct sprof_stack_slot *slots;
-    uint32_t slot_count;       /* a power of two */
-    uint32_t slots_used;
-    uint64_t *arena;           /* addresses of the stacks in slots */
-    uint32_t arena_words, arena_used;
-    uint32_t *pending;         /* indexes of slots with pending samples */
-    uint32_t pending_count;
+    uint32_t table_id;         /* this trace's id of the frame table */
+    struct sprof_frame_node *nodes; /* [1, node_count]; node 0 is unused */
+    uint32_t node_capacity, node_count;
+    uint32_t nodes_written;    /* nodes already in FRAMES records */
+    uint32_t *node_index;      /* open addressing over nodes; 0 = empty */
+    uint32_t index_capacity;   /* a power of two; grows up to index_max */
+    uint32_t index_max;
+    uint32_t *pending;         /* leaf nodes with pending samples */
+    uint32_t pending_capacity, pending_count;
+    /* The previous sample's stack, root first, and its nodes: the next
+     * sample usually shares all but its innermost frames. */
+    uint64_t *path_addresses;
+    uint32_t *path_nodes;
+    uint32_t path_depth;
+    bool path_truncated;
     uint8_t *out;              /* whole records not yet written */
     /* Unwinding buffers, here rather than on the handler's stack, which may
      * be a program's small alternate signal stack. */

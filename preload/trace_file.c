@@ -269,7 +269,7 @@ void sprof_trace_after_fork_child(void)
     atomic_store(&sprof_lost_samples, 0);
     atomic_store(&sprof_truncated_stacks, 0);
     atomic_store(&sprof_write_failures, 0);
-    atomic_store(&sprof_next_stack_id, 0);
+    atomic_store(&sprof_next_table_id, 0);
     sprof_threads_after_fork_child();
     sprof_call_counts_after_fork_child();
 }

@@ -1,4 +1,4 @@
-/* sprof trace format, version 1: the one definition shared by the preload
+/* sprof trace format, version 2: the one definition shared by the preload
  * (which writes traces) and the analyzer (which reads them).
  *
  * TRACE_FORMAT.md beside this file describes it in prose. In short: a
@@ -16,7 +16,9 @@
 
 #define SPROF_TRACE_MAGIC "sprofTRC"
 #define SPROF_TRACE_MAGIC_SIZE 8
-#define SPROF_TRACE_VERSION 1u
+#define SPROF_TRACE_VERSION 2u
+/* Oldest version a reader still accepts: 2 only added records. */
+#define SPROF_TRACE_VERSION_MIN 1u
 
 /* A reader refuses a record larger than this without allocating for it. */
 #define SPROF_RECORD_MAX_PAYLOAD (1u << 20)
@@ -57,6 +59,8 @@ enum sprof_record_type {
     SPROF_REC_NOTICE = 9,
     SPROF_REC_END = 10,
     SPROF_REC_CALL_COUNTS = 11,
+    SPROF_REC_FRAMES = 12,
+    SPROF_REC_NODE_SAMPLES = 13,
 };
 
 /* A string inside a payload: uint32 length, then that many bytes, no NUL. */
@@ -121,7 +125,9 @@ struct sprof_stack_record {
 };
 _Static_assert(sizeof(struct sprof_stack_record) == 8, "stack record");
 
-/* SAMPLES: a batch for one thread. Followed by entry_count entries. */
+/* SAMPLES: a batch for one thread. Followed by entry_count entries.
+ * STACK and SAMPLES are version 1's records; the preload now writes FRAMES
+ * and NODE_SAMPLES (below), and readers accept both. */
 struct sprof_samples_record {
     uint32_t tid;
     uint32_t entry_count;
@@ -133,6 +139,56 @@ struct sprof_sample_entry {
 };
 _Static_assert(sizeof(struct sprof_samples_record) == 8, "samples record");
 _Static_assert(sizeof(struct sprof_sample_entry) == 16, "sample entry");
+
+/* Compact records (version 2). Variable-length integers are LEB128
+ * (7 bits a byte, low first, high bit = more follows; at most 10 bytes);
+ * "zigzag" maps a signed delta d to (d << 1) ^ (d >> 63), so small deltas of
+ * either sign take one byte. common/varint.h encodes and decodes them. */
+
+/* A frame table holds one thread's stacks as a tree of frames: node ids
+ * count up from 1 within the table; node 0 is "no node". The stack a node
+ * stands for is its address, then its parent's, up to a root (the
+ * outermost frame). Each thread's table grows for as long as the thread
+ * lives, so a stack seen again costs nothing more; when full, the thread
+ * starts a new table (a new id). Table ids are unique within a trace file
+ * and a table belongs to one thread. */
+#define SPROF_FRAME_TABLE_MAX_NODES (1u << 20)
+
+/* FRAMES: nodes first_node, first_node + 1, ... of a table, node_count of
+ * them, each as:
+ *   varint  parent << 1 | truncated   parent < the node's own id; 0 = root.
+ *                                     truncated (roots only): frames beyond
+ *                                     this outermost one were cut at
+ *                                     max_depth.
+ *   varint  zigzag(address - the previous node's address in this record,
+ *           or - 0 for the first)
+ * Addresses follow STACK's rule: the leaf node's is the interrupted
+ * instruction, every other is a return address minus one. A record starts
+ * where the table's previous one ended; a gap (a lost write) leaves the
+ * missing nodes undefined. */
+struct sprof_frames_record {
+    uint32_t table_id; /* never 0 */
+    uint32_t first_node;
+    uint32_t node_count;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct sprof_frames_record) == 16, "frames record");
+
+/* NODE_SAMPLES: a batch of one thread's samples, by leaf node of its
+ * table, in ascending node order. The entries fill the rest of the
+ * payload, each as:
+ *   varint  (node - the previous entry's node, or - 0) << 1 | more
+ *           the difference is at least 1
+ *   varint  samples << 1 | has_weight      only if more; else one sample
+ *   varint  weight_ns                      only if has_weight; else the
+ *                                          weight is samples * period_ns
+ * So the common entry, one sample near the previous one, is one byte. */
+struct sprof_node_samples_record {
+    uint32_t table_id;
+    uint32_t tid;
+    uint64_t period_ns;
+};
+_Static_assert(sizeof(struct sprof_node_samples_record) == 16, "node samples record");
 
 /* STRING: interned text. Followed by the bytes, up to the record's end. */
 struct sprof_string_record {

@@ -7,6 +7,7 @@
 #include "sprof/trace_format.h"
 #include "trace_reader.h"
 #include "unit.h"
+#include "varint.h"
 
 static const uint8_t build_id[20] = {0xde, 0xad, 0xbe, 0xef, 1, 2,  3,  4,  5,  6,
                                      7,    8,    9,    10,   11, 12, 13, 14, 15, 16};
@@ -261,7 +262,7 @@ static void test_little_endian_layout(void)
     uint8_t *bytes = unit_read_all(path, &size);
     static const uint8_t want[] = {
         's',  'p',  'r',  'o',  'f',  'T',  'R',  'C',  /* magic */
-        0x01, 0x00, 0x00, 0x00,                         /* version */
+        0x02, 0x00, 0x00, 0x00,                         /* version */
         0x20, 0x00, 0x00, 0x00,                         /* header size */
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* run id */
         0xd4, 0xc3, 0xb2, 0xa1,                         /* pid */
@@ -280,6 +281,63 @@ static void test_little_endian_layout(void)
         }
     }
     free(bytes);
+}
+
+static void test_varint_round_trip(void)
+{
+    static const uint64_t values[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX,
+                                      (uint64_t)1 << 63, UINT64_MAX};
+    static const uint32_t sizes[] = {1, 1, 1, 2, 2, 2, 3, 5, 10, 10};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        uint8_t bytes[SPROF_VARINT_MAX];
+        CHECK_EQ(sprof_varint_put(bytes, values[i]), sizes[i]);
+        const uint8_t *cursor = bytes;
+        uint64_t value = 0;
+        CHECK(sprof_varint_get(&cursor, bytes + sizes[i], &value));
+        CHECK_EQ(value, values[i]);
+        CHECK(cursor == bytes + sizes[i]);
+        /* One byte short: refused, cursor unmoved. */
+        cursor = bytes;
+        CHECK(!sprof_varint_get(&cursor, bytes + sizes[i] - 1, &value));
+        CHECK(cursor == bytes);
+    }
+    /* 300 is 0xac 0x02, low group first. */
+    uint8_t bytes[SPROF_VARINT_MAX];
+    sprof_varint_put(bytes, 300);
+    CHECK_EQ(bytes[0], 0xac);
+    CHECK_EQ(bytes[1], 0x02);
+    static const int64_t deltas[] = {0, -1, 1, -2, 2, INT64_MIN, INT64_MAX};
+    static const uint64_t zigzags[] = {0, 1, 2, 3, 4, UINT64_MAX, UINT64_MAX - 1};
+    for (size_t i = 0; i < sizeof deltas / sizeof deltas[0]; i++) {
+        CHECK_EQ(sprof_zigzag(deltas[i]), zigzags[i]);
+        CHECK(sprof_unzigzag(zigzags[i]) == deltas[i]);
+    }
+}
+
+static void test_varint_hostile(void)
+{
+    /* Eleven continuation bytes: longer than any 64-bit value. */
+    static const uint8_t endless[11] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                        0x80, 0x80, 0x80, 0x80, 0x00};
+    const uint8_t *cursor = endless;
+    uint64_t value;
+    CHECK(!sprof_varint_get(&cursor, endless + sizeof endless, &value));
+    /* A tenth byte above 1 overflows 64 bits. */
+    static const uint8_t overflow[10] = {0xff, 0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff, 0x02};
+    cursor = overflow;
+    CHECK(!sprof_varint_get(&cursor, overflow + sizeof overflow, &value));
+    /* Through the decoder: failure sticks and yields 0. */
+    struct sprof_decoder dec;
+    sprof_decoder_init(&dec, endless, sizeof endless);
+    CHECK_EQ(sprof_decoder_varint(&dec), 0);
+    CHECK(!dec.ok);
+    static const uint8_t two[] = {0x05, 0x96, 0x01};
+    sprof_decoder_init(&dec, two, sizeof two);
+    CHECK_EQ(sprof_decoder_varint(&dec), 5);
+    CHECK_EQ(sprof_decoder_varint(&dec), 150);
+    CHECK(dec.ok);
+    CHECK_EQ(sprof_decoder_remaining(&dec), 0);
 }
 
 static void test_decoder_bounds(void)
@@ -422,6 +480,8 @@ int main(void)
     static const struct unit_case cases[] = {
         UNIT_CASE(test_round_trip_every_record),
         UNIT_CASE(test_little_endian_layout),
+        UNIT_CASE(test_varint_round_trip),
+        UNIT_CASE(test_varint_hostile),
         UNIT_CASE(test_decoder_bounds),
         UNIT_CASE(test_decoder_string_bounds),
         UNIT_CASE(test_encoder_drops_oversized_record),
