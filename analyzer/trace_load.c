@@ -127,6 +127,9 @@ struct trace_file {
     size_t symbol_count, symbol_capacity;
     struct loaded_frame *frames;
     size_t frame_count, frame_capacity;
+    struct loaded_symbol *chains; /* CHAIN records: symbols many addresses share */
+    size_t chain_count, chain_capacity;
+    struct sprof_map chain_by_id;
     struct sprof_map stack_by_id;
     struct loaded_stack *stacks;
     size_t stack_count, stack_capacity;
@@ -164,6 +167,8 @@ static void trace_file_free(struct trace_file *f)
     sprof_map_free(&f->stack_by_id);
     sprof_map_free(&f->group_by_key);
     sprof_map_free(&f->node_group_by_key);
+    sprof_map_free(&f->chain_by_id);
+    free(f->chains);
     sprof_map_free(&f->table_by_id);
     for (size_t i = 0; i < f->table_count; i++) {
         free(f->tables[i].nodes);
@@ -303,6 +308,61 @@ static bool read_symbol(struct trace_file *f, struct sprof_decoder *dec)
         return false;
     f->symbols[f->symbol_count] = s;
     return sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
+}
+
+static bool read_chain(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint32_t id = sprof_decoder_u32(dec);
+    struct loaded_symbol chain;
+    chain.module_id = sprof_decoder_u32(dec);
+    chain.frame_count = sprof_decoder_u16(dec);
+    sprof_decoder_u16(dec); /* flags */
+    chain.first_frame = (uint32_t)f->frame_count;
+    uint32_t existing;
+    if (!dec->ok || id == 0 || chain.frame_count > sprof_decoder_remaining(dec) / 4 ||
+        sprof_map_get(&f->chain_by_id, id, &existing))
+        return false;
+    for (uint32_t i = 0; i < chain.frame_count; i++) {
+        struct loaded_frame frame;
+        frame.function = resolve_string(f, (uint32_t)sprof_decoder_varint(dec));
+        sprof_decoder_varint(dec); /* file of the executing line */
+        frame.decl_file = resolve_string(f, (uint32_t)sprof_decoder_varint(dec));
+        frame.decl_line = (uint32_t)sprof_decoder_varint(dec);
+        if (!dec->ok || !GROW(f->frames, f->frame_capacity, f->frame_count))
+            return false;
+        f->frames[f->frame_count++] = frame;
+    }
+    if (!GROW(f->chains, f->chain_capacity, f->chain_count))
+        return false;
+    f->chains[f->chain_count] = chain;
+    return sprof_decoder_remaining(dec) == 0 &&
+           sprof_map_put(&f->chain_by_id, id, (uint32_t)f->chain_count++);
+}
+
+static bool read_address_names(struct trace_file *f, struct sprof_decoder *dec)
+{
+    uint64_t address = 0;
+    while (sprof_decoder_remaining(dec) > 0) {
+        address += sprof_decoder_varint(dec);
+        uint32_t chain_id = (uint32_t)sprof_decoder_varint(dec);
+        uint32_t at;
+        if (!dec->ok || !sprof_map_get(&f->chain_by_id, chain_id, &at))
+            return false;
+        struct loaded_symbol chain = f->chains[at];
+        for (uint32_t i = 0; i < chain.frame_count; i++)
+            sprof_decoder_varint(dec); /* lines */
+        uint32_t existing;
+        if (!dec->ok)
+            return false;
+        if (sprof_map_get(&f->symbol_by_address, address, &existing))
+            continue; /* the first definition stands */
+        if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
+            return false;
+        f->symbols[f->symbol_count] = chain;
+        if (!sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++))
+            return false;
+    }
+    return true;
 }
 
 static bool read_stack(struct trace_file *f, struct sprof_decoder *dec)
@@ -455,16 +515,15 @@ static bool reserve_table(struct loaded_table *t, size_t size)
 
 static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
 {
-    uint32_t table_id = sprof_decoder_u32(dec);
-    uint32_t first = sprof_decoder_u32(dec);
-    uint32_t count = sprof_decoder_u32(dec);
-    sprof_decoder_u32(dec); /* reserved */
-    if (!dec->ok || table_id == 0 || first == 0 || first > SPROF_FRAME_TABLE_MAX_NODES ||
-        count > SPROF_FRAME_TABLE_MAX_NODES + 1 - first ||
-        count > sprof_decoder_remaining(dec) / 2)
+    uint64_t table_id = sprof_decoder_varint(dec);
+    uint64_t first = sprof_decoder_varint(dec);
+    if (!dec->ok || table_id == 0 || table_id > UINT32_MAX || first == 0 ||
+        first > SPROF_FRAME_TABLE_MAX_NODES)
         return false;
-    struct loaded_table *t = find_table(f, table_id, true);
-    if (!t || !reserve_table(t, (size_t)first + count) || first < t->count)
+    /* Each node takes two bytes or more. */
+    size_t most = sprof_decoder_remaining(dec) / 2;
+    struct loaded_table *t = find_table(f, (uint32_t)table_id, true);
+    if (!t || !reserve_table(t, (size_t)first + most) || first < t->count)
         return false; /* out of memory, or nodes defined twice */
     f->undefined_nodes += first - t->count;
     if (f->undefined_nodes > UNDEFINED_NODES_MAX)
@@ -474,24 +533,27 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
         t->nodes[t->count++] = NONE;
     }
     uint64_t address = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t parent_flags = sprof_decoder_varint(dec);
+    while (sprof_decoder_remaining(dec) > 0) {
+        uint64_t distance_flags = sprof_decoder_varint(dec);
         address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(dec));
-        uint64_t parent_local = parent_flags >> 1;
-        if (!dec->ok || parent_local >= t->count)
+        uint64_t distance = distance_flags >> 1;
+        if (!dec->ok || distance >= t->count || t->count > SPROF_FRAME_TABLE_MAX_NODES)
             return false;
         uint32_t node = NONE;
-        if (parent_local == 0) {
-            node = file_node(f, NONE, address, parent_flags & 1);
-        } else if (t->nodes[parent_local] != NONE) {
-            node = file_node(f, t->nodes[parent_local], address, false);
-            if (node == NONE && f->nodes[t->nodes[parent_local]].depth >= SPROF_STACK_MAX_DEPTH)
-                return false;
+        if (distance == 0) {
+            node = file_node(f, NONE, address, distance_flags & 1);
+        } else {
+            uint32_t parent = t->nodes[t->count - distance];
+            if (parent != NONE) {
+                node = file_node(f, parent, address, false);
+                if (node == NONE && f->nodes[parent].depth >= SPROF_STACK_MAX_DEPTH)
+                    return false;
+            }
         }
         t->groups[t->count] = NONE;
         t->nodes[t->count++] = node;
     }
-    return sprof_decoder_remaining(dec) == 0;
+    return true;
 }
 
 /* The group of (node, tid); NONE when out of memory. */
@@ -510,12 +572,13 @@ static uint32_t node_group(struct trace_file *f, uint32_t node, uint32_t tid)
 
 static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
 {
-    uint32_t table_id = sprof_decoder_u32(dec);
-    uint32_t tid = sprof_decoder_u32(dec);
-    uint64_t period = sprof_decoder_u64(dec);
-    if (!dec->ok)
+    uint64_t table_id = sprof_decoder_varint(dec);
+    uint64_t tid64 = sprof_decoder_varint(dec);
+    uint64_t period = sprof_decoder_varint(dec);
+    if (!dec->ok || table_id > UINT32_MAX || tid64 > UINT32_MAX)
         return false;
-    struct loaded_table *t = find_table(f, table_id, false);
+    uint32_t tid = (uint32_t)tid64;
+    struct loaded_table *t = find_table(f, (uint32_t)table_id, false);
     if (t && !t->has_tid) {
         t->tid = tid;
         t->has_tid = true;
@@ -641,6 +704,8 @@ static bool read_record(struct trace_file *f, const struct sprof_record *record)
     case SPROF_REC_STACK: return read_stack(f, &dec);
     case SPROF_REC_SAMPLES: return read_samples(f, &dec);
     case SPROF_REC_FRAMES: return read_frames(f, &dec);
+    case SPROF_REC_CHAIN: return read_chain(f, &dec);
+    case SPROF_REC_ADDRESS_NAMES: return read_address_names(f, &dec);
     case SPROF_REC_NODE_SAMPLES: return read_node_samples(f, &dec);
     case SPROF_REC_STRING: return read_string(f, &dec);
     case SPROF_REC_SYMBOL: return read_symbol(f, &dec);

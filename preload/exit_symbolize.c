@@ -23,6 +23,9 @@ struct symbol_writer {
     struct sprof_encoder *enc;
     struct sprof_string_table strings;
     uint32_t strings_written;
+    struct sprof_string_table chains; /* CHAIN keys: module, flags, frames */
+    struct sprof_encoder names;       /* the open ADDRESS_NAMES payload */
+    uint64_t previous_address;
 };
 
 static uint32_t string_id(struct symbol_writer *w, const char *text)
@@ -41,28 +44,70 @@ static uint32_t string_id(struct symbol_writer *w, const char *text)
     return id;
 }
 
-static void write_symbol(struct symbol_writer *w, uint64_t address, uint32_t module_id,
+/* The chain id for (module, flags, frames), writing its CHAIN record when
+ * new; 0 when out of memory. */
+static uint32_t chain_id(struct symbol_writer *w, uint32_t module_id,
                          const struct sprof_frame_desc *frames, int count, uint16_t flags)
 {
-    uint32_t ids[MAX_INLINE_FRAMES][3];
+    uint32_t key[3 + 4 * MAX_INLINE_FRAMES];
+    size_t length = 0;
+    key[length++] = module_id;
+    key[length++] = flags;
+    key[length++] = (uint32_t)count;
     for (int i = 0; i < count; i++) {
-        ids[i][0] = string_id(w, frames[i].function);
-        ids[i][1] = string_id(w, frames[i].file);
-        ids[i][2] = string_id(w, frames[i].decl_file);
+        key[length++] = string_id(w, frames[i].function);
+        key[length++] = string_id(w, frames[i].file);
+        key[length++] = string_id(w, frames[i].decl_file);
+        key[length++] = frames[i].decl_line;
     }
-    sprof_encoder_begin_record(w->enc, SPROF_REC_SYMBOL);
-    sprof_encoder_u64(w->enc, address);
+    uint32_t known = w->chains.count;
+    uint32_t id = sprof_string_table_intern(&w->chains, (const char *)key, length * sizeof *key);
+    if (id == 0 || id <= known)
+        return id;
+    sprof_encoder_begin_record(w->enc, SPROF_REC_CHAIN);
+    sprof_encoder_u32(w->enc, id);
     sprof_encoder_u32(w->enc, module_id);
     sprof_encoder_u16(w->enc, (uint16_t)count);
     sprof_encoder_u16(w->enc, flags);
-    for (int i = 0; i < count; i++) {
-        sprof_encoder_u32(w->enc, ids[i][0]);
-        sprof_encoder_u32(w->enc, ids[i][1]);
-        sprof_encoder_u32(w->enc, frames[i].line);
-        sprof_encoder_u32(w->enc, ids[i][2]);
-        sprof_encoder_u32(w->enc, frames[i].decl_line);
-    }
+    for (size_t i = 3; i < length; i++)
+        sprof_encoder_varint(w->enc, key[i]);
     sprof_encoder_end_record(w->enc);
+    return id;
+}
+
+/* ADDRESS_NAMES records are closed at this size, well under the limit. */
+#define NAMES_RECORD_BYTES (64 * 1024)
+
+static void end_names_record(struct symbol_writer *w)
+{
+    if (w->names.size == 0)
+        return;
+    sprof_encoder_begin_record(w->enc, SPROF_REC_ADDRESS_NAMES);
+    sprof_encoder_bytes(w->enc, w->names.data, w->names.size);
+    sprof_encoder_end_record(w->enc);
+    w->names.size = 0;
+    w->previous_address = 0;
+}
+
+static void write_name(struct symbol_writer *w, uint64_t address, uint32_t module_id,
+                       const struct sprof_frame_desc *frames, int count, uint16_t flags)
+{
+    uint32_t chain = chain_id(w, module_id, frames, count, flags);
+    if (chain == 0)
+        return;
+    sprof_encoder_varint(&w->names, address - w->previous_address);
+    sprof_encoder_varint(&w->names, chain);
+    for (int i = 0; i < count; i++)
+        sprof_encoder_varint(&w->names, frames[i].line);
+    w->previous_address = address;
+    if (w->names.size >= NAMES_RECORD_BYTES)
+        end_names_record(w);
+}
+
+static int compare_addresses(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* The functions and call sites of a CALL_COUNTS record. */
@@ -93,12 +138,10 @@ static void collect_node_addresses(const struct sprof_record *record,
 {
     struct sprof_decoder dec;
     sprof_decoder_init(&dec, record->payload, record->size);
-    sprof_decoder_u32(&dec);
-    sprof_decoder_u32(&dec);
-    uint32_t count = sprof_decoder_u32(&dec);
-    sprof_decoder_u32(&dec);
+    sprof_decoder_varint(&dec); /* table */
+    sprof_decoder_varint(&dec); /* first node */
     uint64_t address = 0;
-    for (uint32_t i = 0; i < count && dec.ok; i++) {
+    while (dec.ok && sprof_decoder_remaining(&dec) > 0) {
         sprof_decoder_varint(&dec);
         address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(&dec));
         if (dec.ok)
@@ -182,11 +225,19 @@ void sprof_symbolize_trace(const char *path, const struct sprof_module_list *mod
     sprof_encoder_init(&enc);
     struct symbol_writer w = {.enc = &enc};
     sprof_string_table_init(&w.strings);
+    sprof_string_table_init(&w.chains);
+    sprof_encoder_init(&w.names);
+    /* Ascending, so each entry stores a small difference. */
+    uint64_t *sorted = malloc(addresses.count * sizeof *sorted);
+    size_t sorted_count = 0;
+    for (size_t i = 0; sorted && i < addresses.capacity; i++) {
+        if (addresses.slots[i].used)
+            sorted[sorted_count++] = addresses.slots[i].key;
+    }
+    qsort(sorted, sorted_count, sizeof *sorted, compare_addresses);
     struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
-    for (size_t i = 0; i < addresses.capacity; i++) {
-        if (!addresses.slots[i].used)
-            continue;
-        uint64_t address = addresses.slots[i].key;
+    for (size_t i = 0; i < sorted_count; i++) {
+        uint64_t address = sorted[i];
         const struct sprof_module *m = sprof_module_list_find(modules, address);
         uint16_t flags = 0;
         int count = 0;
@@ -205,12 +256,16 @@ void sprof_symbolize_trace(const char *path, const struct sprof_module_list *mod
                 count = 1;
             }
         }
-        write_symbol(&w, address, m ? m->id : SPROF_MODULE_NONE, frames, count, flags);
+        write_name(&w, address, m ? m->id : SPROF_MODULE_NONE, frames, count, flags);
         append_when_large(&enc, false);
     }
+    end_names_record(&w);
     append_when_large(&enc, true);
+    free(sorted);
     sprof_encoder_free(&enc);
+    sprof_encoder_free(&w.names);
     sprof_string_table_free(&w.strings);
+    sprof_string_table_free(&w.chains);
     sprof_symbolizer_free(symbolizer);
     sprof_map_free(&addresses);
 }

@@ -147,9 +147,9 @@ static void ensure_room(struct sprof_thread *t, uint32_t bytes)
         write_out(t);
 }
 
-/* Room for a record's header and fixed part plus one entry of up to three
- * varints; records are closed early rather than split mid-entry. */
-#define RECORD_START_ROOM (8 + 16 + 3 * SPROF_VARINT_MAX)
+/* Room for a record's header and varint fixed part plus one entry of up to
+ * three varints; records are closed early rather than split mid-entry. */
+#define RECORD_START_ROOM (8 + 6 * SPROF_VARINT_MAX)
 
 static uint8_t *start_compact_record(struct sprof_thread *t, uint32_t type)
 {
@@ -175,20 +175,19 @@ static void write_new_nodes(struct sprof_thread *t)
 {
     while (t->nodes_written < t->node_count) {
         uint8_t *record = start_compact_record(t, SPROF_REC_FRAMES);
-        uint32_t first = t->nodes_written + 1;
-        uint8_t *at = record + 8 + 16;
+        uint32_t node = t->nodes_written + 1;
+        uint8_t *at = record + 8;
+        at += sprof_varint_put(at, t->table_id);
+        at += sprof_varint_put(at, node);
         uint64_t previous = 0;
-        uint32_t node = first;
         for (; node <= t->node_count && room_for_entry(t, at); node++) {
             const struct sprof_frame_node *n = &t->nodes[node];
-            at += sprof_varint_put(at, n->parent_flags);
+            uint32_t parent = n->parent_flags >> 1;
+            uint32_t distance = parent ? node - parent : 0;
+            at += sprof_varint_put(at, (uint64_t)distance << 1 | (n->parent_flags & 1));
             at += sprof_varint_put(at, sprof_zigzag((int64_t)(n->address - previous)));
             previous = n->address;
         }
-        put_le(record + 8, t->table_id, 4);
-        put_le(record + 12, first, 4);
-        put_le(record + 16, node - first, 4);
-        put_le(record + 20, 0, 4);
         close_compact_record(t, record, at);
         t->nodes_written = node - 1;
     }
@@ -219,10 +218,10 @@ static void write_pending_samples(struct sprof_thread *t)
     uint32_t i = 0;
     while (i < t->pending_count) {
         uint8_t *record = start_compact_record(t, SPROF_REC_NODE_SAMPLES);
-        put_le(record + 8, t->table_id, 4);
-        put_le(record + 12, (uint32_t)t->tid, 4);
-        put_le(record + 16, period, 8);
-        uint8_t *at = record + 8 + 16;
+        uint8_t *at = record + 8;
+        at += sprof_varint_put(at, t->table_id);
+        at += sprof_varint_put(at, (uint32_t)t->tid);
+        at += sprof_varint_put(at, period);
         uint32_t previous = 0;
         for (; i < t->pending_count && room_for_entry(t, at); i++) {
             uint32_t leaf = t->pending[i];

@@ -61,6 +61,8 @@ enum sprof_record_type {
     SPROF_REC_CALL_COUNTS = 11,
     SPROF_REC_FRAMES = 12,
     SPROF_REC_NODE_SAMPLES = 13,
+    SPROF_REC_CHAIN = 14,
+    SPROF_REC_ADDRESS_NAMES = 15,
 };
 
 /* A string inside a payload: uint32 length, then that many bytes, no NUL. */
@@ -154,41 +156,28 @@ _Static_assert(sizeof(struct sprof_sample_entry) == 16, "sample entry");
  * and a table belongs to one thread. */
 #define SPROF_FRAME_TABLE_MAX_NODES (1u << 20)
 
-/* FRAMES: nodes first_node, first_node + 1, ... of a table, node_count of
- * them, each as:
- *   varint  parent << 1 | truncated   parent < the node's own id; 0 = root.
- *                                     truncated (roots only): frames beyond
- *                                     this outermost one were cut at
- *                                     max_depth.
+/* FRAMES: nodes of a table. Its payload is all varints: the table id
+ * (never 0), the first node's id (>= 1), then nodes first, first + 1, ...
+ * to the payload's end, each as:
+ *   varint  (id - parent) << 1 | truncated   parent 0 (a root, the outermost
+ *           frame) is written as 0; otherwise parent < id. truncated (roots
+ *           only): frames beyond this outermost one were cut at max_depth.
  *   varint  zigzag(address - the previous node's address in this record,
  *           or - 0 for the first)
  * Addresses follow STACK's rule: the leaf node's is the interrupted
  * instruction, every other is a return address minus one. A record starts
  * where the table's previous one ended; a gap (a lost write) leaves the
  * missing nodes undefined. */
-struct sprof_frames_record {
-    uint32_t table_id; /* never 0 */
-    uint32_t first_node;
-    uint32_t node_count;
-    uint32_t reserved;
-};
-_Static_assert(sizeof(struct sprof_frames_record) == 16, "frames record");
 
 /* NODE_SAMPLES: a batch of one thread's samples, by leaf node of its
- * table, in ascending node order. The entries fill the rest of the
- * payload, each as:
+ * table, in ascending node order. Its payload is all varints: the table
+ * id, the tid, the period in ns, then entries to the payload's end:
  *   varint  (node - the previous entry's node, or - 0) << 1 | more
  *           the difference is at least 1
  *   varint  samples << 1 | has_weight      only if more; else one sample
  *   varint  weight_ns                      only if has_weight; else the
- *                                          weight is samples * period_ns
+ *                                          weight is samples * period
  * So the common entry, one sample near the previous one, is one byte. */
-struct sprof_node_samples_record {
-    uint32_t table_id;
-    uint32_t tid;
-    uint64_t period_ns;
-};
-_Static_assert(sizeof(struct sprof_node_samples_record) == 16, "node samples record");
 
 /* STRING: interned text. Followed by the bytes, up to the record's end. */
 struct sprof_string_record {
@@ -220,6 +209,24 @@ struct sprof_symbol_frame {
 };
 _Static_assert(sizeof(struct sprof_symbol_record) == 16, "symbol record");
 _Static_assert(sizeof(struct sprof_symbol_frame) == 20, "symbol frame");
+
+/* CHAIN: what many addresses share: their module and their frames, innermost
+ * (inlined) first, without the lines. Followed by frame_count frames of four
+ * varints: function, file, decl_file (string ids) and decl_line, as in
+ * SYMBOL. frame_count 0: addresses of the module that have no name. */
+struct sprof_chain_record {
+    uint32_t chain_id;  /* never 0; unique within the file */
+    uint32_t module_id; /* SPROF_MODULE_NONE if in no module */
+    uint16_t frame_count;
+    uint16_t flags;     /* SPROF_SYMBOL_* */
+};
+_Static_assert(sizeof(struct sprof_chain_record) == 12, "chain record");
+
+/* ADDRESS_NAMES: what addresses mean, in the fewest bytes; the compact
+ * form of SYMBOL. Entries fill the payload, in ascending address order:
+ *   varint  address - the previous entry's address (or - 0)
+ *   varint  chain id (a CHAIN defined earlier in the file)
+ *   varint  line, one per frame of the chain, innermost first (0 unknown) */
 
 /* SUMMARY: at exit. Measured figures let a reader say how much of the run
  * the samples account for. */
