@@ -62,7 +62,8 @@ static void check_loads(struct trace_builder *tb, const char *what, bool expect_
 
 static void test_record_sizes(void)
 {
-    static const uint32_t types[] = {SPROF_REC_SAMPLES, SPROF_REC_STACK, SPROF_REC_STRING, 4000};
+    static const uint32_t types[] = {SPROF_REC_SAMPLES, SPROF_REC_STACK,  SPROF_REC_STRING,
+                                     SPROF_REC_FRAMES,  SPROF_REC_NODE_SAMPLES, 4000};
     static const uint32_t sizes[] = {0xffffffffu, 0xfffffff0u, 0x80000000u,
                                      SPROF_RECORD_MAX_PAYLOAD + 1};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -154,6 +155,97 @@ static void test_counts(void)
     }
 }
 
+/* The compact records' varint ids and counts at their most hostile. */
+static void test_compact_records(void)
+{
+    struct trace_builder tb;
+
+    /* A table whose first node is past the format's limit. */
+    good_start(&tb);
+    begin(&tb, SPROF_REC_FRAMES);
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 0xffffffffu);
+    sprof_encoder_varint(&tb.enc, 0);
+    sprof_encoder_varint(&tb.enc, 0x1000);
+    end(&tb);
+    check_loads(&tb, "FRAMES starting at node 2^32-1", true);
+
+    /* Gaps at the limit in many tables: the placeholders are bounded. */
+    good_start(&tb);
+    for (uint32_t table = 1; table <= 8; table++) {
+        begin(&tb, SPROF_REC_FRAMES);
+        sprof_encoder_varint(&tb.enc, table);
+        sprof_encoder_varint(&tb.enc, SPROF_FRAME_TABLE_MAX_NODES);
+        sprof_encoder_varint(&tb.enc, 0);
+        sprof_encoder_varint(&tb.enc, 0x1000);
+        end(&tb);
+    }
+    check_loads(&tb, "FRAMES gaps of 2^20 nodes in 8 tables", true);
+
+    /* A parent that does not precede its node. */
+    good_start(&tb);
+    begin(&tb, SPROF_REC_FRAMES);
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 5 << 1);
+    sprof_encoder_varint(&tb.enc, 0x1000);
+    end(&tb);
+    check_loads(&tb, "FRAMES node whose parent comes after it", true);
+
+    /* A chain of nodes deeper than any stack may be. */
+    good_start(&tb);
+    begin(&tb, SPROF_REC_FRAMES);
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 0);
+    sprof_encoder_varint(&tb.enc, 0x1000);
+    for (uint32_t i = 0; i < SPROF_STACK_MAX_DEPTH + 10; i++) {
+        sprof_encoder_varint(&tb.enc, 1 << 1);
+        sprof_encoder_varint(&tb.enc, 2);
+    }
+    end(&tb);
+    check_loads(&tb, "FRAMES nodes 1034 deep", true);
+
+    /* Sample counts and weights at their largest; an endless varint. */
+    good_start(&tb);
+    begin(&tb, SPROF_REC_NODE_SAMPLES);
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 700);
+    sprof_encoder_varint(&tb.enc, UINT64_MAX);
+    sprof_encoder_varint(&tb.enc, 1 << 1 | 1);
+    sprof_encoder_varint(&tb.enc, UINT64_MAX);
+    end(&tb);
+    check_loads(&tb, "NODE_SAMPLES of 2^63 samples", true);
+
+    good_start(&tb);
+    begin(&tb, SPROF_REC_NODE_SAMPLES);
+    for (int i = 0; i < 3; i++)
+        sprof_encoder_varint(&tb.enc, 1);
+    for (int i = 0; i < 12; i++)
+        sprof_encoder_bytes(&tb.enc, "\xff", 1);
+    end(&tb);
+    check_loads(&tb, "NODE_SAMPLES with a 12-byte varint", true);
+
+    /* A chain claiming 65535 frames; names pointing at no chain. */
+    good_start(&tb);
+    begin(&tb, SPROF_REC_CHAIN);
+    sprof_encoder_u32(&tb.enc, 1);
+    sprof_encoder_u32(&tb.enc, SPROF_MODULE_NONE);
+    sprof_encoder_u16(&tb.enc, 0xffff);
+    sprof_encoder_u16(&tb.enc, 0);
+    for (int i = 0; i < 4; i++)
+        sprof_encoder_varint(&tb.enc, 1);
+    end(&tb);
+    check_loads(&tb, "CHAIN of 65535 frames", true);
+
+    good_start(&tb);
+    begin(&tb, SPROF_REC_ADDRESS_NAMES);
+    sprof_encoder_varint(&tb.enc, 0x1000);
+    sprof_encoder_varint(&tb.enc, 0xffffffffu);
+    end(&tb);
+    check_loads(&tb, "ADDRESS_NAMES naming an undefined chain", true);
+}
+
 /* A length-prefixed string claiming 4 GB, in each record that has one. */
 static void test_string_lengths(void)
 {
@@ -238,6 +330,7 @@ int main(void)
 {
     static const struct unit_case cases[] = {
         UNIT_CASE(test_record_sizes), UNIT_CASE(test_largest_record_allowed),
+        UNIT_CASE(test_compact_records),
         UNIT_CASE(test_counts),       UNIT_CASE(test_string_lengths),
         UNIT_CASE(test_header_size),
     };

@@ -5,6 +5,7 @@
 
 #include "sprof/trace_format.h"
 #include "unit_profile.h"
+#include "varint.h"
 
 /* Loads the first size bytes of tb; returns what profile_load_file did. */
 static int load_prefix(struct profile *profile, struct trace_builder *tb, size_t size,
@@ -313,6 +314,94 @@ static void test_two_files_merge(void)
     profile_free(&p);
 }
 
+/* A FRAMES record: varint table and first node, then (distance, address)
+ * per node, the address relative to the previous one. */
+static void put_frames(struct trace_builder *tb, uint32_t table, uint32_t first,
+                       const uint32_t *parents, const uint64_t *addresses, size_t count)
+{
+    sprof_encoder_begin_record(&tb->enc, SPROF_REC_FRAMES);
+    sprof_encoder_varint(&tb->enc, table);
+    sprof_encoder_varint(&tb->enc, first);
+    uint64_t previous = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t id = first + (uint32_t)i;
+        sprof_encoder_varint(&tb->enc, (uint64_t)(parents[i] ? id - parents[i] : 0) << 1);
+        sprof_encoder_varint(&tb->enc, sprof_zigzag((int64_t)(addresses[i] - previous)));
+        previous = addresses[i];
+    }
+    CHECK(sprof_encoder_end_record(&tb->enc));
+    tb->record_count++;
+}
+
+static void test_frame_tables(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 500, SPROF_PROCESS_ROOT);
+    uint64_t main_at = tb_address(&tb, "main");
+    uint64_t work_at = tb_address(&tb, "work");
+    uint64_t other_at = tb_address(&tb, "other");
+    /* Threads 10 and 11 share the path work;main in their own tables. */
+    const uint32_t parents[] = {0, 1, 1};
+    const uint64_t addresses[] = {main_at, work_at, other_at};
+    put_frames(&tb, 1, 1, parents, addresses, 3);
+    put_frames(&tb, 2, 1, parents, addresses, 2);
+    /* Table 3 lost its first two nodes: node 3 hangs below one of them. */
+    const uint32_t gap_parents[] = {2, 0};
+    const uint64_t gap_addresses[] = {work_at, main_at};
+    put_frames(&tb, 3, 3, gap_parents, gap_addresses, 2);
+
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_NODE_SAMPLES);
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 10);
+    sprof_encoder_varint(&tb.enc, 1000);
+    sprof_encoder_varint(&tb.enc, 2 << 1 | 1); /* node 2, more */
+    sprof_encoder_varint(&tb.enc, 3 << 1);     /* 3 samples, 3000 ns */
+    sprof_encoder_varint(&tb.enc, 1 << 1);     /* node 3, one sample */
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_NODE_SAMPLES);
+    sprof_encoder_varint(&tb.enc, 2);
+    sprof_encoder_varint(&tb.enc, 11);
+    sprof_encoder_varint(&tb.enc, 1000);
+    sprof_encoder_varint(&tb.enc, 2 << 1 | 1);
+    sprof_encoder_varint(&tb.enc, 1 << 1 | 1); /* one sample of 7 ns */
+    sprof_encoder_varint(&tb.enc, 7);
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_NODE_SAMPLES);
+    sprof_encoder_varint(&tb.enc, 3);
+    sprof_encoder_varint(&tb.enc, 12);
+    sprof_encoder_varint(&tb.enc, 1000);
+    sprof_encoder_varint(&tb.enc, 3 << 1 | 1); /* node 3: undefined */
+    sprof_encoder_varint(&tb.enc, 5 << 1);
+    sprof_encoder_varint(&tb.enc, 1 << 1);     /* node 4: main */
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    tb.record_count += 3;
+
+    struct profile p;
+    profile_init(&p);
+    char path[64], error[256], warning[256];
+    unit_write_temp(path, tb.enc.data, tb.enc.size);
+    CHECK(profile_load_file(&p, path, error, sizeof error, warning, sizeof warning) > 0);
+    tb_free(&tb);
+    CHECK_CONTAINS(warning, "5 samples refer to stacks the trace does not define");
+    CHECK_EQ(p.total_samples, 6);
+    CHECK_EQ(p.total_weight_ns, 3000 + 1000 + 7 + 1000);
+    /* One logical stack for work;main, though two tables defined it. */
+    CHECK_EQ(p.group_count, 4);
+    CHECK_EQ(p.groups[0].stack, p.groups[2].stack);
+    CHECK(p.groups[0].thread != p.groups[2].thread);
+
+    size_t count;
+    struct function_stats *stats = compute_function_stats(&p, SORT_CUMULATIVE, &count);
+    check_invariants(&p, stats, count);
+    CHECK_EQ(count, 3);
+    CHECK_EQ(stats_named(&p, stats, count, "work")->self_weight_ns, 3007);
+    CHECK_EQ(stats_named(&p, stats, count, "other")->self_samples, 1);
+    CHECK_EQ(stats_named(&p, stats, count, "main")->self_samples, 1);
+    CHECK_EQ(stats_named(&p, stats, count, "main")->cumulative_samples, 6);
+    free(stats);
+    profile_free(&p);
+}
+
 static void test_run_identity(void)
 {
     struct trace_builder tb;
@@ -352,6 +441,7 @@ int main(void)
         UNIT_CASE(test_unknown_record_skipped),
         UNIT_CASE(test_no_usable_record),
         UNIT_CASE(test_two_files_merge),
+        UNIT_CASE(test_frame_tables),
         UNIT_CASE(test_run_identity),
     };
     return unit_run(cases, sizeof cases / sizeof cases[0]);
