@@ -80,29 +80,29 @@ struct loaded_stack {
     uint16_t depth, flags;
 };
 #define NONE UINT32_MAX
-/* A frame-tree node, shared by every table (thread) of the file that has
- * the same path from the root. */
-struct loaded_node {
+/* A frame-tree node as its table defined it. */
+struct table_node {
     uint64_t address;
-    uint32_t parent; /* loaded_node index, or NONE for a root */
-    uint32_t stack;  /* profile stack, NONE until first needed */
-    uint16_t depth;
-    bool truncated;
+    uint32_t parent; /* local id; 0 for a root; UNDEFINED if in a gap */
 };
-/* One FRAMES table: its local node ids and the groups of its samples. */
+#define UNDEFINED (UINT32_MAX - 1)
+#define TRUNCATED_ROOT (UINT32_MAX - 2) /* parent of a truncated root */
+/* One FRAMES table: one thread's nodes, by local id. */
 struct loaded_table {
     uint32_t id;
     uint32_t tid;     /* of its first NODE_SAMPLES record */
     bool has_tid;
-    uint32_t *nodes;  /* local id -> loaded_node, NONE if undefined */
-    uint32_t *groups; /* local id -> loaded_group of (node, tid), or NONE */
+    struct table_node *nodes; /* [0] unused */
+    uint32_t *groups; /* local id -> its samples' loaded_group, or NONE; apart
+                         from nodes, as the samples' hot path reads only this */
     size_t count;     /* local ids in use, 0 included */
     size_t capacity;
 };
 /* Samples of one stack (a STACK record, or else a node) on one thread. */
 struct loaded_group {
     uint32_t stack; /* loaded_stack index, or NONE */
-    uint32_t node;  /* loaded_node index when stack is NONE */
+    uint32_t table; /* with node, when stack is NONE */
+    uint32_t node;
     uint32_t tid;
     uint64_t samples, weight_ns;
 };
@@ -135,16 +135,15 @@ struct trace_file {
     size_t stack_count, stack_capacity;
     uint64_t *addresses;
     size_t address_count, address_capacity;
-    struct loaded_node *nodes;
-    size_t node_count, node_capacity;
-    uint32_t *node_slots; /* open addressing over nodes by (parent, address) */
-    size_t node_slot_capacity;
     struct loaded_table *tables;
     size_t table_count, table_capacity;
     struct sprof_map table_by_id;
     uint64_t undefined_nodes; /* made for gaps in tables; bounded */
     struct sprof_map group_by_key;
-    struct sprof_map node_group_by_key; /* node << 32 | tid, off the fast path */
+    /* Node paths already made into profile stacks: hash -> first_path. */
+    struct sprof_map stack_by_path;
+    uint64_t *paths; /* addresses of those paths, leaf first */
+    size_t path_count, path_capacity;
     struct loaded_group *groups;
     size_t group_count, group_capacity;
     struct loaded_thread *threads;
@@ -156,6 +155,9 @@ struct trace_file {
     uint32_t *expansions;
     size_t expansion_count, expansion_capacity;
     uint64_t unknown_stack_refs;
+    /* Names addresses the trace does not; made on first need. */
+    struct sprof_symbolizer *symbolizer;
+    bool symbolizer_failed;
     char **notices;
     size_t notice_count, notice_capacity;
 };
@@ -166,7 +168,9 @@ static void trace_file_free(struct trace_file *f)
     sprof_map_free(&f->symbol_by_address);
     sprof_map_free(&f->stack_by_id);
     sprof_map_free(&f->group_by_key);
-    sprof_map_free(&f->node_group_by_key);
+    sprof_symbolizer_free(f->symbolizer);
+    sprof_map_free(&f->stack_by_path);
+    free(f->paths);
     sprof_map_free(&f->chain_by_id);
     free(f->chains);
     sprof_map_free(&f->table_by_id);
@@ -175,8 +179,6 @@ static void trace_file_free(struct trace_file *f)
         free(f->tables[i].groups);
     }
     free(f->tables);
-    free(f->nodes);
-    free(f->node_slots);
     free(f->modules);
     free(f->symbols);
     free(f->frames);
@@ -410,7 +412,7 @@ static bool read_samples(struct trace_file *f, struct sprof_decoder *dec)
             if (!GROW(f->groups, f->group_capacity, f->group_count))
                 return false;
             at = (uint32_t)f->group_count++;
-            f->groups[at] = (struct loaded_group){.stack = stack, .node = NONE, .tid = tid};
+            f->groups[at] = (struct loaded_group){.stack = stack, .tid = tid};
             if (!sprof_map_put(&f->group_by_key, key, at))
                 return false;
         }
@@ -423,55 +425,6 @@ static bool read_samples(struct trace_file *f, struct sprof_decoder *dec)
 /* Gaps in tables (lost writes) get placeholder ids; this many at most per
  * file, so a hostile trace cannot make the reader allocate without end. */
 #define UNDEFINED_NODES_MAX (1u << 22)
-
-static uint64_t node_key_hash(uint32_t parent, uint64_t address, bool truncated)
-{
-    return sprof_hash64(address ^ ((uint64_t)parent << 33) ^ truncated);
-}
-
-static bool grow_node_slots(struct trace_file *f)
-{
-    size_t capacity = f->node_slot_capacity ? f->node_slot_capacity * 2 : 4096;
-    uint32_t *slots = malloc(capacity * sizeof *slots);
-    if (!slots)
-        return false;
-    memset(slots, 0xff, capacity * sizeof *slots);
-    for (size_t i = 0; i < f->node_count; i++) {
-        const struct loaded_node *n = &f->nodes[i];
-        size_t at = node_key_hash(n->parent, n->address, n->truncated) & (capacity - 1);
-        while (slots[at] != NONE)
-            at = (at + 1) & (capacity - 1);
-        slots[at] = (uint32_t)i;
-    }
-    free(f->node_slots);
-    f->node_slots = slots;
-    f->node_slot_capacity = capacity;
-    return true;
-}
-
-/* The file's node for (parent, address), made if new; NONE when out of
- * memory or when the stack would be deeper than the format allows. */
-static uint32_t file_node(struct trace_file *f, uint32_t parent, uint64_t address, bool truncated)
-{
-    uint16_t depth = parent == NONE ? 1 : (uint16_t)(f->nodes[parent].depth + 1);
-    if (depth > SPROF_STACK_MAX_DEPTH)
-        return NONE;
-    if ((f->node_count + 1) * 2 > f->node_slot_capacity && !grow_node_slots(f))
-        return NONE;
-    size_t mask = f->node_slot_capacity - 1;
-    size_t at = node_key_hash(parent, address, truncated) & mask;
-    for (uint32_t i; (i = f->node_slots[at]) != NONE; at = (at + 1) & mask) {
-        const struct loaded_node *n = &f->nodes[i];
-        if (n->address == address && n->parent == parent && n->truncated == truncated)
-            return i;
-    }
-    if (!GROW(f->nodes, f->node_capacity, f->node_count))
-        return NONE;
-    uint32_t i = (uint32_t)f->node_count++;
-    f->nodes[i] = (struct loaded_node){address, parent, NONE, depth, truncated};
-    f->node_slots[at] = i;
-    return i;
-}
 
 static struct loaded_table *find_table(struct trace_file *f, uint32_t id, bool create)
 {
@@ -496,7 +449,7 @@ static bool reserve_table(struct loaded_table *t, size_t size)
     size_t capacity = t->capacity ? t->capacity : 64;
     while (capacity < size)
         capacity *= 2;
-    uint32_t *nodes = realloc(t->nodes, capacity * sizeof *nodes);
+    struct table_node *nodes = realloc(t->nodes, capacity * sizeof *nodes);
     if (!nodes)
         return false;
     t->nodes = nodes;
@@ -506,7 +459,7 @@ static bool reserve_table(struct loaded_table *t, size_t size)
     t->groups = groups;
     t->capacity = capacity;
     if (t->count == 0) {
-        t->nodes[0] = NONE;
+        t->nodes[0] = (struct table_node){0, UNDEFINED};
         t->groups[0] = NONE;
         t->count = 1;
     }
@@ -530,7 +483,7 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
         return false;
     while (t->count < first) {
         t->groups[t->count] = NONE;
-        t->nodes[t->count++] = NONE;
+        t->nodes[t->count++] = (struct table_node){0, UNDEFINED};
     }
     uint64_t address = 0;
     while (sprof_decoder_remaining(dec) > 0) {
@@ -539,50 +492,28 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
         uint64_t distance = distance_flags >> 1;
         if (!dec->ok || distance >= t->count || t->count > SPROF_FRAME_TABLE_MAX_NODES)
             return false;
-        uint32_t node = NONE;
-        if (distance == 0) {
-            node = file_node(f, NONE, address, distance_flags & 1);
-        } else {
-            uint32_t parent = t->nodes[t->count - distance];
-            if (parent != NONE) {
-                node = file_node(f, parent, address, false);
-                if (node == NONE && f->nodes[parent].depth >= SPROF_STACK_MAX_DEPTH)
-                    return false;
-            }
-        }
+        uint32_t parent = distance == 0 ? ((distance_flags & 1) ? TRUNCATED_ROOT : 0)
+                                        : (uint32_t)(t->count - distance);
         t->groups[t->count] = NONE;
-        t->nodes[t->count++] = node;
+        t->nodes[t->count++] = (struct table_node){address, parent};
     }
     return true;
-}
-
-/* The group of (node, tid); NONE when out of memory. */
-static uint32_t node_group(struct trace_file *f, uint32_t node, uint32_t tid)
-{
-    uint64_t key = (uint64_t)node << 32 | tid;
-    uint32_t at;
-    if (sprof_map_get(&f->node_group_by_key, key, &at))
-        return at;
-    if (!GROW(f->groups, f->group_capacity, f->group_count))
-        return NONE;
-    at = (uint32_t)f->group_count++;
-    f->groups[at] = (struct loaded_group){.stack = NONE, .node = node, .tid = tid};
-    return sprof_map_put(&f->node_group_by_key, key, at) ? at : NONE;
 }
 
 static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
 {
     uint64_t table_id = sprof_decoder_varint(dec);
-    uint64_t tid64 = sprof_decoder_varint(dec);
+    uint64_t tid = sprof_decoder_varint(dec);
     uint64_t period = sprof_decoder_varint(dec);
-    if (!dec->ok || table_id > UINT32_MAX || tid64 > UINT32_MAX)
+    if (!dec->ok || table_id > UINT32_MAX || tid > UINT32_MAX)
         return false;
-    uint32_t tid = (uint32_t)tid64;
     struct loaded_table *t = find_table(f, (uint32_t)table_id, false);
     if (t && !t->has_tid) {
-        t->tid = tid;
+        t->tid = (uint32_t)tid;
         t->has_tid = true;
     }
+    if (t && t->tid != tid)
+        return false; /* a table belongs to one thread */
     uint64_t local = 0;
     while (sprof_decoder_remaining(dec) > 0) {
         uint64_t delta_more = sprof_decoder_varint(dec);
@@ -601,18 +532,23 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
             samples > UINT32_MAX)
             return false;
         local += delta;
-        if (!t || local >= t->count || t->nodes[local] == NONE) {
+        if (!t || local >= t->count) {
             f->unknown_stack_refs += samples;
             continue;
         }
         uint32_t at = t->groups[local];
-        if (t->tid != tid) {
-            at = node_group(f, t->nodes[local], tid);
-        } else if (at == NONE) {
-            at = t->groups[local] = node_group(f, t->nodes[local], tid);
+        if (at == NONE) {
+            if (t->nodes[local].parent == UNDEFINED) {
+                f->unknown_stack_refs += samples;
+                continue;
+            }
+            if (!GROW(f->groups, f->group_capacity, f->group_count))
+                return false;
+            at = t->groups[local] = (uint32_t)f->group_count++;
+            f->groups[at] = (struct loaded_group){
+                .stack = NONE, .table = (uint32_t)(t - f->tables), .node = (uint32_t)local,
+                .tid = (uint32_t)tid};
         }
-        if (at == NONE)
-            return false;
         f->groups[at].samples += samples;
         f->groups[at].weight_ns += weight;
     }
@@ -782,12 +718,10 @@ static bool symbolize_address(struct trace_file *f, struct sprof_symbolizer **sy
 /* Names, with libdw, the addresses the trace's SYMBOL records do not. */
 static void symbolize_missing(struct trace_file *f)
 {
-    struct sprof_symbolizer *symbolizer = NULL;
+    struct sprof_symbolizer *symbolizer = f->symbolizer;
     bool ok = true;
     for (size_t i = 0; ok && i < f->address_count; i++)
         ok = symbolize_address(f, &symbolizer, f->addresses[i]);
-    for (size_t i = 0; ok && i < f->node_count; i++)
-        ok = symbolize_address(f, &symbolizer, f->nodes[i].address);
     for (size_t i = 0; ok && i < f->count_count; i++) {
         const struct loaded_count *c = &f->counts[i];
         if (c->kind == 0)
@@ -796,7 +730,8 @@ static void symbolize_missing(struct trace_file *f)
         if (ok && c->kind == SPROF_CALLS_EDGES)
             ok = symbolize_address(f, &symbolizer, c->second);
     }
-    sprof_symbolizer_free(symbolizer);
+    f->symbolizer = symbolizer;
+    f->symbolizer_failed = !ok;
 }
 
 /* The function for a (name, declaration, module), created on first use.
@@ -897,6 +832,8 @@ static void expand_address(struct trace_file *f, uint64_t address)
         return;
     }
     uint32_t functions[MAX_INLINE_FRAMES];
+    if (!f->symbolizer_failed)
+        f->symbolizer_failed = !symbolize_address(f, &f->symbolizer, address);
     uint32_t count = address_functions(f, address, functions, MAX_INLINE_FRAMES);
     for (uint32_t i = 0; i < count; i++)
         push_frame(f->profile, functions[i]);
@@ -1006,32 +943,68 @@ static void add_notice(struct profile *p, const char *text)
         p->notice_count++;
 }
 
-/* The profile stack of a node's path, made on first need; NONE when out
- * of memory. */
-static uint32_t node_stack(struct trace_file *f, uint32_t node)
+/* The profile stack of a node's path; equal paths of different tables
+ * (threads) share one. NONE when out of memory; UNDEFINED when the path
+ * runs into a gap or deeper than the format allows. */
+static uint32_t node_stack(struct trace_file *f, const struct loaded_table *t, uint32_t local)
 {
     struct profile *p = f->profile;
-    struct loaded_node *leaf = &f->nodes[node];
-    if (leaf->stack != NONE)
-        return leaf->stack;
+    uint64_t path[SPROF_STACK_MAX_DEPTH];
+    uint32_t depth = 0;
+    bool truncated = false;
+    uint64_t hash = 0x9e3779b97f4a7c15ULL;
+    for (uint32_t at = local;;) {
+        const struct table_node *n = &t->nodes[at];
+        if (n->parent == UNDEFINED || depth == SPROF_STACK_MAX_DEPTH)
+            return UNDEFINED;
+        path[depth++] = n->address;
+        hash = sprof_hash64(hash ^ n->address) + depth;
+        if (n->parent == 0 || n->parent == TRUNCATED_ROOT) {
+            truncated = n->parent == TRUNCATED_ROOT;
+            break;
+        }
+        at = n->parent;
+    }
+    hash ^= truncated;
+    uint32_t known;
+    if (sprof_map_get(&f->stack_by_path, hash, &known)) {
+        /* paths[known] holds the stack index, flags and depth, then the path. */
+        const uint64_t *stored = f->paths + known;
+        if (stored[1] == ((uint64_t)depth << 1 | truncated) &&
+            !memcmp(stored + 2, path, depth * sizeof *path))
+            return (uint32_t)stored[0];
+    }
     if (!GROW(p->stacks, p->stack_capacity, p->stack_count))
         return NONE;
-    struct logical_stack ls = {(uint32_t)p->frame_count, 0, false};
-    const struct loaded_node *n = leaf;
-    for (;;) {
-        expand_address(f, n->address);
-        if (n->parent == NONE)
-            break;
-        n = &f->nodes[n->parent];
-    }
-    if (n->truncated) {
-        ls.truncated = true;
+    struct logical_stack ls = {(uint32_t)p->frame_count, 0, truncated};
+    for (uint32_t i = 0; i < depth; i++)
+        expand_address(f, path[i]);
+    if (truncated)
         push_frame(p, function_index(p, 0, 0, 0, 0, "[truncated stack]"));
-    }
     ls.depth = (uint32_t)(p->frame_count - ls.first_frame);
-    leaf->stack = (uint32_t)p->stack_count;
+    uint32_t stack = (uint32_t)p->stack_count;
     p->stacks[p->stack_count++] = ls;
-    return leaf->stack;
+    /* Remembered for the next table with the same path (on a hash
+     * collision the first path keeps the slot; equal paths then just get
+     * stacks of their own). */
+    if (!sprof_map_get(&f->stack_by_path, hash, &known) &&
+        f->path_count + depth + 2 <= UINT32_MAX) {
+        while (f->path_count + depth + 2 > f->path_capacity) {
+            size_t capacity = f->path_capacity ? f->path_capacity * 2 : 4096;
+            uint64_t *grown = realloc(f->paths, capacity * sizeof *grown);
+            if (!grown)
+                return stack;
+            f->paths = grown;
+            f->path_capacity = capacity;
+        }
+        uint64_t *stored = f->paths + f->path_count;
+        stored[0] = stack;
+        stored[1] = (uint64_t)depth << 1 | truncated;
+        memcpy(stored + 2, path, depth * sizeof *path);
+        sprof_map_put(&f->stack_by_path, hash, (uint32_t)f->path_count);
+        f->path_count += depth + 2;
+    }
+    return stack;
 }
 
 static bool merge_into_profile(struct trace_file *f)
@@ -1066,10 +1039,15 @@ static bool merge_into_profile(struct trace_file *f)
             free(stack_index);
             return false;
         }
-        uint32_t stack = g->stack != NONE ? stack_index[g->stack] : node_stack(f, g->node);
+        uint32_t stack = g->stack != NONE ? stack_index[g->stack]
+                                          : node_stack(f, &f->tables[g->table], g->node);
         if (stack == NONE) {
             free(stack_index);
             return false;
+        }
+        if (stack == UNDEFINED) {
+            f->unknown_stack_refs += g->samples;
+            continue;
         }
         uint32_t thread = thread_index(p, process, g->tid);
         p->groups[p->group_count++] =
@@ -1128,12 +1106,12 @@ int profile_load_file(struct profile *p, const char *path, char *error, size_t e
         trace_file_free(&f);
         return -1;
     }
+    symbolize_missing(&f);
+    bool merged = merge_into_profile(&f);
     if (f.unknown_stack_refs > 0 && !warning[0])
         snprintf(warning, warning_size,
                  "%" PRIu64 " samples refer to stacks the trace does not define; left out",
                  f.unknown_stack_refs);
-    symbolize_missing(&f);
-    bool merged = merge_into_profile(&f);
     trace_file_free(&f);
     if (!merged) {
         snprintf(error, error_size, "out of memory");

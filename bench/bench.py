@@ -1430,7 +1430,8 @@ def build(args):
                              BIN / "floor_preload.so", BENCH / "floor_preload.c", "-ldl"]),
         (["gcc"] + cflags + ["-I", REPO / "include", "-I", REPO / "common", "-o",
                              BIN / "gen_trace", BENCH / "gen_trace.c",
-                             REPO / "common" / "trace_codec.c", "-lm"]),
+                             REPO / "common" / "trace_codec.c", REPO / "common" / "hash_map.c",
+                             "-lm"]),
     ]
     for cmd in helpers:
         subprocess.run([str(c) for c in cmd], check=True)

@@ -10,16 +10,18 @@
  *   no binary on disk;
  * - a pool of STACKS distinct stacks (default 50000), 6 to 60 frames deep,
  *   grown as paths down a random call tree, so they share their callers as
- *   real stacks do; each thread defines a stack (a STACK record) the first
- *   time it uses it, as the preload's per-thread tables do;
+ *   real stacks do; each thread keeps its own frame table, as the preload
+ *   does, and writes a stack's new nodes (a FRAMES record per batch) the
+ *   first time it uses the stack;
  * - samples drawn from the pool with Zipf-like popularity (a few hot
- *   stacks, a long tail), written as the preload writes them: one SAMPLES
- *   record per thread per 100 samples (100 ms at 999 Hz), one entry per
- *   distinct stack in the batch, each sample weighing about 1.001 ms;
+ *   stacks, a long tail), written as the preload writes them: one
+ *   NODE_SAMPLES record per thread per 100 samples (100 ms at 999 Hz), one
+ *   entry per distinct stack in the batch, each sample weighing the period;
  * - THREAD, SUMMARY and END records at the end.
- * It prints one line: samples, entries, stack records, distinct stacks,
+ * It prints one line: samples, entries, frame nodes, distinct stacks,
  * symbols, mean depth. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,9 @@
 #include <fcntl.h>
 
 #include "sprof/trace_format.h"
+#include "hash_map.h"
 #include "trace_codec.h"
+#include "varint.h"
 
 #define MODULE_START 0x400000ull
 #define FUNCTION_SIZE 0x400ull
@@ -35,6 +39,7 @@
 #define MAX_DEPTH 60
 #define BATCH_SAMPLES 100
 #define PERIOD_NS 1001001ull
+#define TABLE_NODES 1048576u
 
 static uint64_t rng_state = 0x853c49e6748fea9bull;
 
@@ -175,13 +180,23 @@ int main(int argc, char **argv)
     sprof_encoder_string(&enc, "/nonexistent/synthetic-program");
     sprof_encoder_end_record(&enc);
 
-    /* Per thread: its id for each pool stack (0: not defined yet). */
-    uint32_t *ids = calloc((size_t)threads * stack_count, sizeof *ids);
-    uint32_t next_id = 1;
+    /* Per thread, a frame table as the preload keeps one: the leaf node of
+     * each pool stack it has used (0: not yet), and its nodes by
+     * (parent, pc offset). */
+    uint32_t *leaf_of = calloc((size_t)threads * stack_count, sizeof *leaf_of);
+    struct sprof_map *node_of = calloc(threads, sizeof *node_of);
+    uint32_t *node_count = calloc(threads, sizeof *node_count);
+    uint32_t *table_of = calloc(threads, sizeof *table_of);
+    uint32_t next_table = 1;
+    for (uint32_t t = 0; t < threads; t++)
+        table_of[t] = next_table++;
+    for (uint32_t t = 0; t < threads; t++)
+        sprof_map_init(&node_of[t]);
     uint32_t *batch_count = calloc(stack_count, sizeof *batch_count);
     uint32_t batch_stacks[BATCH_SAMPLES];
+    uint32_t batch_leaves[BATCH_SAMPLES];
     uint64_t *thread_samples = calloc(threads, sizeof *thread_samples);
-    uint64_t entries = 0, stack_records = 0;
+    uint64_t entries = 0, stack_records = 0, nodes_total = 0;
     uint8_t *used = calloc(stack_count, 1);
     uint64_t done = 0;
     for (uint64_t batch = 0; done < samples; batch++) {
@@ -202,34 +217,83 @@ int main(int argc, char **argv)
             if (batch_count[lo]++ == 0)
                 batch_stacks[distinct++] = lo;
         }
+        /* A table that could fill during this batch is replaced first, as
+         * the preload starts a new table when its 65536 nodes are used. */
+        if (node_count[thread] + distinct * MAX_DEPTH > TABLE_NODES) {
+            table_of[thread] = next_table++;
+            node_count[thread] = 0;
+            sprof_map_free(&node_of[thread]);
+            sprof_map_init(&node_of[thread]);
+            memset(&leaf_of[(size_t)thread * stack_count], 0, stack_count * sizeof *leaf_of);
+        }
+        /* New nodes of this batch's stacks: one FRAMES record. */
+        uint32_t first_new = node_count[thread] + 1;
+        struct sprof_encoder nodes;
+        sprof_encoder_init(&nodes);
+        uint64_t previous_pc = 0;
         for (uint32_t i = 0; i < distinct; i++) {
             uint32_t s = batch_stacks[i];
-            uint32_t *id = &ids[(size_t)thread * stack_count + s];
-            if (*id)
-                continue;
-            *id = next_id++;
-            used[s] = 1;
-            stack_records++;
-            sprof_encoder_begin_record(&enc, SPROF_REC_STACK);
-            sprof_encoder_u32(&enc, *id);
-            sprof_encoder_u16(&enc, (uint16_t)pool[s].depth);
-            sprof_encoder_u16(&enc, 0);
-            for (uint32_t d = 0; d < pool[s].depth; d++)
-                sprof_encoder_u64(&enc, pool[s].pcs[d]);
+            uint32_t *leaf = &leaf_of[(size_t)thread * stack_count + s];
+            if (!*leaf) {
+                used[s] = 1;
+                stack_records++;
+                uint32_t parent = 0;
+                for (uint32_t d = pool[s].depth; d-- > 0;) {
+                    uint64_t pc = pool[s].pcs[d];
+                    uint64_t key = (uint64_t)parent << 32 | (pc - MODULE_START);
+                    uint32_t node;
+                    if (!sprof_map_get(&node_of[thread], key, &node)) {
+                        node = ++node_count[thread];
+                        sprof_map_put(&node_of[thread], key, node);
+                        sprof_encoder_varint(&nodes, (uint64_t)(parent ? node - parent : 0) << 1);
+                        sprof_encoder_varint(&nodes, sprof_zigzag((int64_t)(pc - previous_pc)));
+                        previous_pc = pc;
+                        nodes_total++;
+                    }
+                    parent = node;
+                }
+                *leaf = parent;
+            }
+            batch_leaves[i] = *leaf;
+        }
+        if (nodes.size > 0) {
+            sprof_encoder_begin_record(&enc, SPROF_REC_FRAMES);
+            sprof_encoder_varint(&enc, table_of[thread]);
+            sprof_encoder_varint(&enc, first_new);
+            sprof_encoder_bytes(&enc, nodes.data, nodes.size);
             sprof_encoder_end_record(&enc);
         }
-        sprof_encoder_begin_record(&enc, SPROF_REC_SAMPLES);
-        sprof_encoder_u32(&enc, 1000 + thread);
-        sprof_encoder_u32(&enc, distinct);
-        for (uint32_t i = 0; i < distinct; i++) {
-            uint32_t s = batch_stacks[i];
-            sprof_encoder_u32(&enc, ids[(size_t)thread * stack_count + s]);
-            sprof_encoder_u32(&enc, batch_count[s]);
-            sprof_encoder_u64(&enc, batch_count[s] * PERIOD_NS + random_below(5000));
-            batch_count[s] = 0;
+        sprof_encoder_free(&nodes);
+        /* The samples, by ascending leaf, as the preload sorts them. */
+        for (uint32_t i = 1; i < distinct; i++) {
+            for (uint32_t j = i; j > 0 && batch_leaves[j - 1] > batch_leaves[j]; j--) {
+                uint32_t leaf = batch_leaves[j], stack = batch_stacks[j];
+                batch_leaves[j] = batch_leaves[j - 1];
+                batch_stacks[j] = batch_stacks[j - 1];
+                batch_leaves[j - 1] = leaf;
+                batch_stacks[j - 1] = stack;
+            }
+        }
+        sprof_encoder_begin_record(&enc, SPROF_REC_NODE_SAMPLES);
+        sprof_encoder_varint(&enc, table_of[thread]);
+        sprof_encoder_varint(&enc, 1000 + thread);
+        sprof_encoder_varint(&enc, PERIOD_NS);
+        uint32_t previous_leaf = 0;
+        for (uint32_t i = 0; i < distinct;) {
+            /* Pool stacks with the same frames share a leaf: one entry. */
+            uint32_t count = 0, leaf = batch_leaves[i];
+            for (; i < distinct && batch_leaves[i] == leaf; i++) {
+                count += batch_count[batch_stacks[i]];
+                batch_count[batch_stacks[i]] = 0;
+            }
+            bool more = count != 1;
+            sprof_encoder_varint(&enc, (uint64_t)(leaf - previous_leaf) << 1 | more);
+            if (more)
+                sprof_encoder_varint(&enc, (uint64_t)count << 1);
+            previous_leaf = leaf;
+            entries++;
         }
         sprof_encoder_end_record(&enc);
-        entries += distinct;
         thread_samples[thread] += in_batch;
         done += in_batch;
         flush(&enc, 0);
@@ -329,7 +393,7 @@ int main(int argc, char **argv)
     for (uint32_t s = 0; s < stack_count; s++)
         distinct_used += used[s];
     printf("%llu %llu %llu %u %llu %.1f\n", (unsigned long long)samples,
-           (unsigned long long)entries, (unsigned long long)stack_records, distinct_used,
+           (unsigned long long)entries, (unsigned long long)nodes_total, distinct_used,
            (unsigned long long)symbols, (double)depth_sum / stack_count);
     return 0;
 }

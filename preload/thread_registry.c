@@ -20,11 +20,11 @@
 
 __thread struct sprof_thread *sprof_current_thread __attribute__((tls_model("initial-exec")));
 
-/* Buffer sizes per thread: a frame tree of up to 65536 nodes (stacks that
+/* Buffer sizes per thread: a frame tree of up to 131072 nodes (stacks that
  * share callers share nodes) before the thread starts a new table, up to
  * 8192 distinct stacks between writes, and 32 KB of records between
  * writes. The mapping is large but only touched as the tree grows. */
-#define NODE_CAPACITY 65536u
+#define NODE_CAPACITY 131072u
 #define INDEX_MAX (2u * NODE_CAPACITY)
 #define PENDING_CAPACITY 8192u
 #define OUT_BYTES (32u * 1024u)

@@ -204,7 +204,13 @@ static void test_compact_records(void)
         sprof_encoder_varint(&tb.enc, 2);
     }
     end(&tb);
-    check_loads(&tb, "FRAMES nodes 1034 deep", true);
+    begin(&tb, SPROF_REC_NODE_SAMPLES); /* a sample at the deepest */
+    sprof_encoder_varint(&tb.enc, 1);
+    sprof_encoder_varint(&tb.enc, 700);
+    sprof_encoder_varint(&tb.enc, 1000);
+    sprof_encoder_varint(&tb.enc, (uint64_t)(SPROF_STACK_MAX_DEPTH + 11) << 1);
+    end(&tb);
+    check_loads(&tb, "a sample 1035 nodes deep", true);
 
     /* Sample counts and weights at their largest; an endless varint. */
     good_start(&tb);
