@@ -39,7 +39,7 @@
 #define MAX_DEPTH 60
 #define BATCH_SAMPLES 100
 #define PERIOD_NS 1001001ull
-#define TABLE_NODES 1048576u
+#define TABLE_NODES (1u << 20)
 
 static uint64_t rng_state = 0x853c49e6748fea9bull;
 

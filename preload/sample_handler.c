@@ -5,7 +5,8 @@
  * to the trace. It runs at any instruction of the host program, inside
  * malloc, inside the dynamic loader, inside locks. So it may call only:
  *   - async-signal-safe system calls: read, write, open, close, fstat,
- *     fcntl, clock_gettime, getpid, sigaction, sigaltstack, raise;
+ *     fcntl, clock_gettime, getpid, sigaction, sigaltstack, raise; and
+ *     mprotect, a plain system call, to grow the frame tree's memory;
  *   - libunwind's local unwinding (unw_backtrace, unw_init_local2,
  *     unw_step, unw_get_reg), which allocates nothing once warmed up;
  *   - lock-free atomics.
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <ucontext.h>
@@ -250,6 +252,27 @@ void sprof_thread_flush(struct sprof_thread *t)
     t->last_flush_ns = now_ns();
 }
 
+/* Makes [0, count) of a reserved array read-write, growing by doubling.
+ * mprotect is a plain system call. False when the kernel refuses (the
+ * commit limit): the caller then treats the table as full. */
+static bool make_usable(void *array, size_t element_size, uint32_t *usable, uint32_t count,
+                        uint32_t limit)
+{
+    if (count <= *usable)
+        return true;
+    uint32_t next = *usable ? *usable : 4096;
+    while (next < count)
+        next *= 2;
+    if (next > limit)
+        next = limit;
+    size_t page = 4096;
+    size_t bytes = ((size_t)next * element_size + page - 1) & ~(page - 1);
+    if (mprotect(array, bytes, PROT_READ | PROT_WRITE) != 0)
+        return false;
+    *usable = next;
+    return true;
+}
+
 /* Starts a new, empty frame table; the index shrinks back to its first
  * size so a thread state reused by a small thread touches little. */
 static void start_new_table(struct sprof_thread *t)
@@ -258,6 +281,11 @@ static void start_new_table(struct sprof_thread *t)
     t->node_count = 0;
     t->nodes_written = 0;
     t->index_capacity = t->index_max < INDEX_FIRST_CAPACITY ? t->index_max : INDEX_FIRST_CAPACITY;
+    if (!make_usable(t->node_index, sizeof *t->node_index, &t->index_usable, t->index_capacity,
+                     t->index_max)) {
+        t->index_capacity = 0; /* never room: every sample is lost, counted */
+        return;
+    }
     memset(t->node_index, 0, t->index_capacity * sizeof *t->node_index);
     t->pending_count = 0;
     t->path_depth = 0;
@@ -341,8 +369,24 @@ static void grow_index(struct sprof_thread *t)
         index_insert(t, node);
 }
 
-/* The node for (parent, address), made if new. The caller made sure there
- * is room for it. */
+/* Room for count more nodes, the index staying at most 3/4 full (half,
+ * while it can still grow), so probing always ends. */
+static bool make_room(struct sprof_thread *t, uint32_t count)
+{
+    if (t->index_capacity == 0 || t->node_capacity - t->node_count < count)
+        return false;
+    uint32_t need = t->node_count + count;
+    if (!make_usable(t->nodes, sizeof *t->nodes, &t->nodes_usable, need + 1,
+                     t->node_capacity + 1))
+        return false;
+    while ((uint64_t)need * 2 > t->index_capacity && t->index_capacity < t->index_max &&
+           make_usable(t->node_index, sizeof *t->node_index, &t->index_usable,
+                       t->index_capacity * 2, t->index_max))
+        grow_index(t);
+    return (uint64_t)need * 4 <= (uint64_t)t->index_capacity * 3;
+}
+
+/* The node for (parent, address), made if new. The caller made room. */
 static uint32_t find_or_add_node(struct sprof_thread *t, uint32_t parent_flags, uint64_t address)
 {
     uint32_t mask = t->index_capacity - 1;
@@ -354,21 +398,22 @@ static uint32_t find_or_add_node(struct sprof_thread *t, uint32_t parent_flags, 
     uint32_t node = ++t->node_count;
     t->nodes[node] = (struct sprof_frame_node){address, parent_flags, 0, 0};
     t->node_index[at] = node;
-    if (t->node_count * 2 > t->index_capacity && t->index_capacity < t->index_max)
-        grow_index(t);
     return node;
 }
 
-/* The leaf node of a stack (pcs leaf first), adding what the tree lacks.
- * Starts from the previous sample's path where the two share callers. */
+/* The leaf node of a stack (pcs leaf first), adding what the tree lacks;
+ * 0 when there is no memory for it. Starts from the previous sample's path
+ * where the two share callers. */
 static uint32_t record_stack(struct sprof_thread *t, const uint64_t *pcs, uint32_t depth,
                              bool truncated)
 {
-    if (t->node_capacity - t->node_count < depth) {
+    if (!make_room(t, depth)) {
         /* Full: write everything out and start a new table. The nodes
          * already written stay valid under the old table's id. */
         sprof_thread_flush(t);
         start_new_table(t);
+        if (!make_room(t, depth))
+            return 0; /* no memory for even one stack */
     }
     uint32_t shared = 0;
     if (t->path_truncated == truncated) {
@@ -521,6 +566,11 @@ __attribute__((noinline)) static void take_sample(struct sprof_thread *t, const 
         return;
     }
     uint32_t leaf = record_stack(t, pcs, depth, truncated);
+    if (leaf == 0) {
+        atomic_store_explicit(&t->busy, SPROF_IDLE, memory_order_release);
+        atomic_fetch_add_explicit(&sprof_lost_samples, 1, memory_order_relaxed);
+        return;
+    }
     struct sprof_frame_node *node = &t->nodes[leaf];
     if (node->pending_samples == 0) {
         if (t->pending_count == t->pending_capacity)

@@ -20,11 +20,13 @@
 
 __thread struct sprof_thread *sprof_current_thread __attribute__((tls_model("initial-exec")));
 
-/* Buffer sizes per thread: a frame tree of up to 131072 nodes (stacks that
+/* Buffer sizes per thread: a frame tree of up to 2^20 nodes (stacks that
  * share callers share nodes) before the thread starts a new table, up to
  * 8192 distinct stacks between writes, and 32 KB of records between
- * writes. The mapping is large but only touched as the tree grows. */
-#define NODE_CAPACITY 131072u
+ * writes. The tree's space is only reserved here: the handler makes it
+ * usable as the tree grows (sample_handler.c), so a thread uses memory,
+ * and counts against the system's commit limit, for the nodes it has. */
+#define NODE_CAPACITY (1u << 20)
 #define INDEX_MAX (2u * NODE_CAPACITY)
 #define PENDING_CAPACITY 8192u
 #define OUT_BYTES (32u * 1024u)
@@ -64,27 +66,34 @@ static void *carve(uint8_t **at, size_t size)
 
 static struct sprof_thread *new_state(void)
 {
-    size_t nodes = (NODE_CAPACITY + 1) * sizeof(struct sprof_frame_node);
-    size_t index = INDEX_MAX * sizeof(uint32_t);
     size_t pending = PENDING_CAPACITY * sizeof(uint32_t);
     size_t path = SPROF_STACK_MAX_DEPTH * (sizeof(uint64_t) + sizeof(uint32_t));
     size_t frames = (SPROF_STACK_MAX_DEPTH + 33) * sizeof(void *);
     size_t pcs = SPROF_STACK_MAX_DEPTH * sizeof(uint64_t);
-    size_t size = sizeof(struct sprof_thread) + nodes + index + pending + path + OUT_BYTES +
-                  frames + pcs + 8 * 16;
+    size_t size = sizeof(struct sprof_thread) + pending + path + OUT_BYTES + frames + pcs +
+                  8 * 16;
+    /* The tree: reserved, inaccessible until the handler needs it. */
+    size_t nodes = ((NODE_CAPACITY + 1) * sizeof(struct sprof_frame_node) + 4095) & ~(size_t)4095;
+    size_t index = INDEX_MAX * sizeof(uint32_t);
+    uint8_t *tree = mmap(NULL, nodes + index, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (tree == MAP_FAILED)
+        return NULL;
     /* mmap, not malloc: pages are touched only as they are used; no swap
      * is reserved for the untouched rest. */
     uint8_t *base = mmap(NULL, size, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
+    if (base == MAP_FAILED) {
+        munmap(tree, nodes + index);
         return NULL;
+    }
     uint8_t *at = base;
     struct sprof_thread *t = carve(&at, sizeof *t);
     t->mapping = base;
     t->mapping_size = size;
-    t->nodes = carve(&at, nodes);
+    t->nodes = (struct sprof_frame_node *)tree;
     t->node_capacity = NODE_CAPACITY;
-    t->node_index = carve(&at, index);
+    t->node_index = (uint32_t *)(tree + nodes);
     t->index_max = INDEX_MAX;
     t->pending = carve(&at, pending);
     t->pending_capacity = PENDING_CAPACITY;

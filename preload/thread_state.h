@@ -49,6 +49,8 @@ struct sprof_thread {
     uint32_t table_id;         /* this trace's id of the frame table */
     struct sprof_frame_node *nodes; /* [1, node_count]; node 0 is unused */
     uint32_t node_capacity, node_count;
+    uint32_t nodes_usable;     /* nodes [0, nodes_usable) are read-write */
+    uint32_t index_usable;     /* likewise for node_index's slots */
     uint32_t nodes_written;    /* nodes already in FRAMES records */
     uint32_t *node_index;      /* open addressing over nodes; 0 = empty */
     uint32_t index_capacity;   /* a power of two; grows up to index_max */
