@@ -93,7 +93,7 @@ MODES = {
                   exit_reps=3, script_functions=1500, true_batches=3, true_runs=20,
                   analyzer_samples=10_000_000, analyzer_reps=1),
     "full": Mode("full", cost_reps=15, cost_seconds=0.5, complete_reps=3, real_reps=5,
-                 xz_mb=2.5, gcc_functions=120, py_seconds=2.5, growth_seconds=(4, 8, 16),
+                 xz_mb=2.5, gcc_functions=120, py_seconds=2.5, growth_seconds=(4, 12, 36),
                  exit_reps=5, script_functions=3000, true_batches=7, true_runs=20,
                  analyzer_samples=10_000_000, analyzer_reps=3),
     "long": Mode("long", cost_reps=21, cost_seconds=1.0, complete_reps=3, real_reps=5,
@@ -124,21 +124,20 @@ CAUSES = {
         "sprof's set-up with its warm-up unwind, in which libunwind initialises a 256 KB "
         "per-thread cache ({thread_start_ms} ms of CPU per thread, see 5)",
     "trace_size":
-        "python3's samples are nearly all different stacks ({new_stacks} STACK records per "
-        "sample: the interrupted instruction and the interpreter's frames keep changing), each "
-        "stored whole at 8 bytes per frame ({depth} frames on average); each thread's table "
-        "keeps at most 512 stacks or 16384 addresses before starting afresh, so repeats are "
-        "defined again; and every SAMPLES entry is 16 bytes. 4 bytes per sample needs stacks "
-        "stored as a tree of frames (one id per caller and address) and variable-length "
-        "integers",
+        "python3 keeps reaching new code: {new_stacks} new frame-tree nodes per sample in the "
+        "longest run (the interrupted instruction and the interpreter's frames keep changing), "
+        "and every new address is named at exit ({names_per_sample} bytes per sample of names "
+        "in that run); both taper off as the run gets longer, while a repeated stack costs one "
+        "or two bytes, so the marginal size falls as the runs get longer",
     "analyzer_rate":
-        "profiled with sprof itself (this run: {analyzer_expand} of the analyzer's CPU under "
-        "expand_address, {analyzer_read_samples} in read_samples): every address of every STACK "
-        "record is expanded anew (each thread defines its own copy of a stack: "
-        "{analyzer_stack_records} records here), and each expansion formats a key with asprintf "
-        "in function_index and interns it in the string table, hashing and comparing the whole "
-        "string; nothing maps an address to its functions once. A memo per address, and "
-        "expanding each distinct stack once, would remove most of it",
+        "profiled with perf when this harness was written: the time goes to memory, not to "
+        "arithmetic. The synthetic trace's 8 threads each build frame trees of about a million "
+        "nodes ({analyzer_stack_records} nodes in all): storing them page-faults, and "
+        "each sample entry and each walk from a leaf to its root touches a random cache line "
+        "of tables far larger than the caches ({analyzer_read} of the CPU in reading the "
+        "records, {analyzer_stacks} in making stacks). 10 M samples a second would need the "
+        "tables not to be built at all: aggregating per node and computing self and "
+        "cumulative time on the tree directly",
 }
 
 # Per program of section 3: what profiling sprof on it showed.
@@ -226,23 +225,41 @@ def new_run_dir():
 # --- Traces -------------------------------------------------------------------
 
 REC_NAMES = {1: "process", 2: "module", 3: "thread", 4: "stack", 5: "samples", 6: "string",
-             7: "symbol", 8: "summary", 9: "notice", 10: "end"}
+             7: "symbol", 8: "summary", 9: "notice", 10: "end", 11: "call_counts",
+             12: "frames", 13: "node_samples", 14: "chain", 15: "address_names"}
+# What grows with the run: how stacks and their samples are written.
+STREAM_TYPES = ("stack", "samples", "frames", "node_samples")
+
+
+def read_varint(data, at):
+    value, shift = 0, 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
 
 
 def trace_stats(paths):
-    """Bytes by record type, samples, entries, stacks and the mean depth of
-    the samples' stacks, over the given trace files."""
+    """Bytes by record type, samples, entries, new stack nodes (FRAMES) or
+    STACK records, named addresses, and the mean depth of the samples'
+    stacks, over the given trace files."""
     stats = dict(bytes=0, by_type=collections.Counter(), samples=0, entries=0, stacks=0,
                  symbols=0, depth_sum=0)
     for path in paths:
         data = Path(path).read_bytes()
         stats["bytes"] += len(data)
-        depth_of = {}
+        depth_of = {}       # version 1: stack id -> depth
+        node_depth = {}     # table id -> [depth of each node id]
+        chain_frames = {}   # chain id -> frames
         at = 32
         while at + 8 <= len(data):
             kind, size = struct.unpack_from("<II", data, at)
             if at + 8 + size > len(data):
                 break
+            end = at + 8 + size
             name = REC_NAMES.get(kind, "other")
             stats["by_type"][name] += 8 + size
             if kind == 4:
@@ -256,9 +273,49 @@ def trace_stats(paths):
                     stats["samples"] += n
                     stats["depth_sum"] += n * depth_of.get(stack_id, 0)
                 stats["entries"] += count
+            elif kind == 12:
+                table, p = read_varint(data, at + 8)
+                first, p = read_varint(data, p)
+                depths = node_depth.setdefault(table, [0])
+                depths.extend([0] * (first - len(depths)))
+                while p < end:
+                    distance, p = read_varint(data, p)
+                    _, p = read_varint(data, p)
+                    distance >>= 1
+                    depths.append(depths[len(depths) - distance] + 1 if distance else 1)
+                    stats["stacks"] += 1
+            elif kind == 13:
+                table, p = read_varint(data, at + 8)
+                _, p = read_varint(data, p)
+                _, p = read_varint(data, p)
+                depths = node_depth.get(table, [0])
+                node = 0
+                while p < end:
+                    delta, p = read_varint(data, p)
+                    node += delta >> 1
+                    n = 1
+                    if delta & 1:
+                        n, p = read_varint(data, p)
+                        if n & 1:
+                            _, p = read_varint(data, p)
+                        n >>= 1
+                    stats["samples"] += n
+                    stats["depth_sum"] += n * (depths[node] if node < len(depths) else 0)
+                    stats["entries"] += 1
             elif kind == 7:
                 stats["symbols"] += 1
-            at += 8 + size
+            elif kind == 14:
+                chain_id, _, frame_count = struct.unpack_from("<IIH", data, at + 8)
+                chain_frames[chain_id] = frame_count
+            elif kind == 15:
+                p = at + 8
+                while p < end:
+                    _, p = read_varint(data, p)
+                    chain_id, p = read_varint(data, p)
+                    for _ in range(chain_frames.get(chain_id, 0)):
+                        _, p = read_varint(data, p)
+                    stats["symbols"] += 1
+            at = end
     stats["mean_depth"] = stats["depth_sum"] / stats["samples"] if stats["samples"] else 0
     return stats
 
@@ -995,10 +1052,13 @@ class Harness:
             t = runs["sprof"].info.get("trace")
             if not t or not t["samples"]:
                 continue
-            stream = t["by_type"]["stack"] + t["by_type"]["samples"]
+            stream = sum(t["by_type"][kind] for kind in STREAM_TYPES)
             added = runs["sprof"].maxrss_kb - runs["none"].maxrss_kb
             points.append((t["samples"], t["bytes"], stream, added))
             self.facts["new_stacks"] = fmt(t["stacks"] / t["samples"], "{:.2f}")
+            self.facts["names_per_sample"] = fmt(
+                (t["by_type"]["address_names"] + t["by_type"]["chain"] + t["by_type"]["string"])
+                / t["samples"], "{:.1f}")
             self.facts["depth"] = fmt(t["mean_depth"], "{:.0f}")
             rows.append([rounds, fmt(runs["none"].cpu), t["samples"], t["bytes"],
                          fmt(t["bytes"] / t["samples"], "{:.1f}"),
@@ -1007,13 +1067,14 @@ class Harness:
                          runs["none"].maxrss_kb, runs["sprof"].maxrss_kb, added])
         section.lines += [
             "python3 bench/pywork.py for longer and longer runs, with and without sprof at 999 Hz.",
-            "*all* = the whole trace file (with its names) per sample; *stream* = its STACK and",
-            "SAMPLES records per sample (what grows with the run); *new stacks* = STACK records",
-            "per sample. Peak RSS from wait4(), in KiB.",
+            "*all* = the whole trace file (with its names) per sample; *stream* = its FRAMES and",
+            "NODE_SAMPLES records per sample (the stacks and their samples); *new nodes* = frame-",
+            "tree nodes defined per sample. Peak RSS from wait4(), in KiB. The marginal size",
+            "includes everything: new nodes, and the names of new addresses written at exit.",
             ""]
         section.lines += markdown_table(
             ["rounds", "CPU s", "samples", "trace bytes", "all B/sample", "stream B/sample",
-             "new stacks/sample", "RSS without", "RSS with", "RSS added"], rows)
+             "new nodes/sample", "RSS without", "RSS with", "RSS added"], rows)
         marginal = None
         if len(points) >= 2 and points[-1][0] > points[0][0]:
             marginal = (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
@@ -1025,7 +1086,7 @@ class Harness:
             trows = []
             for name, t in self.sprof_real_traces.items():
                 if t["samples"]:
-                    stream = t["by_type"]["stack"] + t["by_type"]["samples"]
+                    stream = sum(t["by_type"][kind] for kind in STREAM_TYPES)
                     trows.append([name, t["samples"], t["bytes"],
                                   fmt(t["bytes"] / t["samples"], "{:.1f}"),
                                   fmt(stream / t["samples"], "{:.1f}"),
@@ -1172,8 +1233,8 @@ class Harness:
         out = subprocess.run([BIN / "sprof-analyze", run_dir / "trace.bin", "--format", "csv"],
                              capture_output=True, text=True, env=BASE_ENV).stdout
         for row in csv.DictReader(out.splitlines()):
-            for name, fact in (("expand_address", "analyzer_expand"),
-                               ("read_samples", "analyzer_read_samples")):
+            for name, fact in (("read_record", "analyzer_read"),
+                               ("merge_into_profile", "analyzer_stacks")):
                 if row.get("function") == name:
                     self.facts[fact] = "%.0f%%" % float(row["cumulative_percent"])
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -1191,13 +1252,13 @@ class Harness:
             return
         samples, entries, stack_records, distinct, symbols, depth = gen.stdout.split()
         inputs = [("synthetic, %s samples, %s threads" % (samples, 8), trace, int(samples),
-                   "%s entries, %s STACK records (%s distinct stacks, mean depth %s), %s addresses"
+                   "%s entries, %s frame nodes (%s distinct stacks, mean depth %s), %s addresses"
                    % (entries, stack_records, distinct, depth, symbols))]
         real = self.kept_traces.get("python_long")
         if real and real.exists():
             t = trace_stats(trace_files(real.parent))
             inputs.append(("python3 pywork.py (section 4's longest)", real, t["samples"],
-                           "%d entries, %d STACK records, %d addresses" % (
+                           "%d entries, %d frame nodes, %d addresses" % (
                                t["entries"], t["stacks"], t["symbols"])))
         rows = []
         rate_synthetic = None
@@ -1222,8 +1283,9 @@ class Harness:
             "`sprof-analyze TRACE` (the default table), medians of %d runs. The synthetic trace"
             % self.mode.analyzer_reps,
             "comes from bench/gen_trace.c (the project's encoder): a 5000-function call tree,",
-            "50000 stacks 6-60 frames deep with Zipf-like popularity, 8 threads, batches of 100",
-            "samples, every address named. Rate = samples / CPU time.",
+            "50000 stacks 6-60 frames deep with Zipf-like popularity, 8 threads, each with its",
+            "own frame tables (at most 2^20 nodes, as in the preload), batches of 100 samples,",
+            "every address named. Rate = samples / CPU time.",
             ""]
         section.lines += markdown_table(["trace", "MB", "wall s", "CPU s", "peak RSS MB",
                                          "M samples/s", "shape"], rows)
