@@ -25,7 +25,8 @@ static const char usage_text[] =
     "\n"
     "  -s, --sort KEY      cumulative (default), self, samples or name\n"
     "  -n, --limit N       print at most N functions (default: all)\n"
-    "  -f, --format FMT    table (default) or csv\n"
+    "  -f, --format FMT    table (default), csv, or folded (stacks for FlameGraph,\n"
+    "                      speedscope: 'root;...;leaf samples' per line)\n"
     "  -t, --threads       per-thread view instead of per-function\n"
     "      --summary       the run's figures only (samples, CPU, wall, memory)\n"
     "      --callers REGEX for functions matching REGEX, who calls them: time, share\n"
@@ -140,12 +141,19 @@ struct view {
     struct report_options options;
     bool csv, threads, summary;
     const char *callers, *callees;
+    bool folded;
 };
 
 /* Prints the chosen view of profile. */
 static void print_view(struct profile *profile, const struct view *v)
 {
-    if (v->callers || v->callees) {
+    if (v->folded) {
+        if (!print_folded(stdout, profile)) {
+            profile_free(profile);
+            fprintf(stderr, "sprof-analyze: out of memory\n");
+            exit(EXIT_OUTPUT);
+        }
+    } else if (v->callers || v->callees) {
         char error[256];
         if ((v->callers &&
              !print_callers(stdout, profile, v->callers, false, v->csv, error, sizeof error)) ||
@@ -175,7 +183,8 @@ static void print_view(struct profile *profile, const struct view *v)
 int main(int argc, char **argv)
 {
     struct report_options options = {.sort = SORT_CUMULATIVE};
-    bool csv = false, threads = false, children = true, summary = false, per_process = false;
+    bool csv = false, folded = false, threads = false, children = true, summary = false,
+         per_process = false;
     const char *callers = NULL, *callees = NULL;
     uint32_t only_pid = 0;
     enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY, OPT_CALLERS, OPT_CALLEES, OPT_PER_PROCESS, OPT_PID };
@@ -208,12 +217,13 @@ int main(int argc, char **argv)
             break;
         }
         case 'f':
+            csv = folded = false;
             if (!strcmp(optarg, "csv"))
                 csv = true;
-            else if (!strcmp(optarg, "table"))
-                csv = false;
-            else
-                usage_error("unknown format (use table or csv)", optarg);
+            else if (!strcmp(optarg, "folded"))
+                folded = true;
+            else if (strcmp(optarg, "table"))
+                usage_error("unknown format (use table, csv or folded)", optarg);
             break;
         case 't':
             threads = true;
@@ -264,7 +274,7 @@ int main(int argc, char **argv)
         /* Children are found only for a single trace; named files are taken as given. */
         add_with_children(&list, argv[i], children && argc - optind == 1);
     }
-    struct view view = {options, csv, threads, summary, callers, callees};
+    struct view view = {options, csv, threads, summary, callers, callees, folded};
     int status = 0;
     size_t loaded = 0;
     struct profile profile;

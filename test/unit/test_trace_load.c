@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "sprof/trace_format.h"
+#include "report.h"
 #include "unit_profile.h"
 #include "varint.h"
 
@@ -402,6 +403,34 @@ static void test_frame_tables(void)
     profile_free(&p);
 }
 
+static void test_folded_stacks(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 600, SPROF_PROCESS_ROOT);
+    tb_stack(&tb, 1, 0, "work;main");
+    tb_stack(&tb, 2, 0, "other;main");
+    tb_samples(&tb, 600, 1, 3, 3000);
+    tb_samples(&tb, 601, 1, 4, 4000); /* another thread: one line still */
+    tb_samples(&tb, 600, 2, 2, 2000);
+    tb_finish(&tb, 9, 9000);
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &tb);
+    tb_free(&tb);
+    /* A name holding the separator and a newline. */
+    p.functions[p.frames[p.stacks[1].first_frame]].name =
+        sprof_string_table_intern(&p.strings, "odd;name\n", 9);
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    CHECK(out != NULL);
+    CHECK(print_folded(out, &p));
+    fclose(out);
+    CHECK_STR(text, "main;work 7\nmain;odd:name? 2\n");
+    free(text);
+    profile_free(&p);
+}
+
 static void test_run_identity(void)
 {
     struct trace_builder tb;
@@ -442,6 +471,7 @@ int main(void)
         UNIT_CASE(test_no_usable_record),
         UNIT_CASE(test_two_files_merge),
         UNIT_CASE(test_frame_tables),
+        UNIT_CASE(test_folded_stacks),
         UNIT_CASE(test_run_identity),
     };
     return unit_run(cases, sizeof cases / sizeof cases[0]);
