@@ -1289,6 +1289,30 @@ class Harness:
             ""]
         section.lines += markdown_table(["trace", "MB", "wall s", "CPU s", "peak RSS MB",
                                          "M samples/s", "shape"], rows)
+        # Exports of the synthetic trace (pprof is not written yet).
+        export_rows = []
+        for fmt_name in ("csv", "folded"):
+            log("6. analyzer: --format %s" % fmt_name)
+            runs = []
+            for _ in range(self.mode.analyzer_reps):
+                run_dir = new_run_dir()
+                out = run_dir / "export.txt"
+                run = execute([BIN / "sprof-analyze", trace, "--format", fmt_name], run_dir,
+                              stdout=out)
+                if run.status != 0:
+                    self.problem("sprof-analyze --format %s exited with status %d"
+                                 % (fmt_name, run.status))
+                run.info["out_bytes"] = out.stat().st_size if out.exists() else 0
+                runs.append(run)
+                shutil.rmtree(run_dir, ignore_errors=True)
+            export_rows.append(["--format " + fmt_name, fmt(median([r.wall for r in runs])),
+                                fmt(median([r.cpu for r in runs])),
+                                fmt(max(r.maxrss_kb for r in runs) / 1024, "{:.0f}"),
+                                fmt(runs[-1].info["out_bytes"] / 1e6, "{:.1f}")])
+        section.lines += ["", "Exports of the synthetic trace, medians of %d runs:"
+                          % self.mode.analyzer_reps, ""]
+        section.lines += markdown_table(["export", "wall s", "CPU s", "peak RSS MB",
+                                         "output MB"], export_rows)
         self.profile_analyzer(trace, stack_records)
         section.targets.append(Target(
             "at least 10 million samples per second for the table (10 M-sample trace)",
