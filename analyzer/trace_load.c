@@ -1033,6 +1033,7 @@ static bool merge_into_profile(struct trace_file *f)
         stack_index[i] = (uint32_t)p->stack_count;
         p->stacks[p->stack_count++] = ls;
     }
+    uint32_t last_tid = 0, last_thread = NONE;
     for (size_t i = 0; i < f->group_count; i++) {
         const struct loaded_group *g = &f->groups[i];
         if (!GROW(p->groups, p->group_capacity, p->group_count)) {
@@ -1049,7 +1050,12 @@ static bool merge_into_profile(struct trace_file *f)
             f->unknown_stack_refs += g->samples;
             continue;
         }
-        uint32_t thread = thread_index(p, process, g->tid);
+        /* A thread's groups mostly come together: look it up on a change. */
+        if (last_thread == NONE || g->tid != last_tid) {
+            last_thread = thread_index(p, process, g->tid);
+            last_tid = g->tid;
+        }
+        uint32_t thread = last_thread;
         p->groups[p->group_count++] =
             (struct sample_group){stack, thread, g->samples, g->weight_ns};
         p->threads[thread].samples += g->samples;
