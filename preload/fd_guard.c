@@ -31,6 +31,18 @@ void sprof_fd_guard_protect(int fd)
     }
 }
 
+int sprof_fd_guard_take_unwinder_fd(void)
+{
+    for (int i = 0; i < atomic_load(&unwinder_fd_count); i++) {
+        int fd = unwinder_fds[i];
+        if (fd >= 0) {
+            unwinder_fds[i] = -1;
+            return fd;
+        }
+    }
+    return -1;
+}
+
 /* Where fd is one of ours, a pointer to what holds it (to move it), or for
  * libunwind's (which cannot move) a pointer to a copy. NULL if not ours. */
 static _Atomic int *trace_holder(int fd)

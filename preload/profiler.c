@@ -165,6 +165,7 @@ __attribute__((constructor)) static void sprof_start(void)
     /* Whether or not we profile, the interposed functions must work. */
     sprof_interposed_init();
     sprof_fd_guard_init();
+    sprof_fd_budget_init();
     sprof_signals_init();
     /* Never profile setuid/setgid programs, nor take settings there. */
     if (getauxval(AT_SECURE))
@@ -294,6 +295,7 @@ static void on_fork_parent(void)
 
 static void on_fork_child(void)
 {
+    sprof_timers_after_fork_child();
     if (!atomic_load(&sprof.active)) {
         sprof_trace_after_fork_parent();
         return;

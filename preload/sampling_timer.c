@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,7 +17,8 @@
 #include "sample_handler.h"
 #include "sprof/trace_format.h"
 
-static int open_task_clock(uint64_t period_ns, bool include_kernel)
+/* A task-clock counter on thread tid of this process (0: the caller). */
+static int open_task_clock(uint64_t period_ns, bool include_kernel, pid_t tid)
 {
     struct perf_event_attr attr;
     memset(&attr, 0, sizeof attr);
@@ -28,7 +30,7 @@ static int open_task_clock(uint64_t period_ns, bool include_kernel)
     attr.exclude_kernel = include_kernel ? 0 : 1;
     attr.exclude_hv = 1;
     attr.wakeup_events = 1;
-    long fd = syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    long fd = syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
     return fd < 0 ? -errno : (int)fd;
 }
 
@@ -48,19 +50,52 @@ int sprof_fd_limit(void)
 int sprof_move_fd_high(int fd)
 {
     int limit = sprof_fd_limit();
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, limit >= 2048 ? 1024 : limit / 2);
+    /* The system call, not the interposed fcntl: sprof's own EMFILE here
+     * must not be taken for the program's (fd_budget.c). */
+    long high = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, limit >= 2048 ? 1024 : limit / 2);
     if (high < 0)
         return fd;
     close(fd);
-    return high;
+    return (int)high;
 }
+
+/* Serializes arming, disarming and giving back timers. Taken by spinning
+ * in normal code; from signal handlers (the program's EMFILE can arise
+ * there) only tried. A lock-free flag, not a mutex, for that reason. */
+static atomic_flag timers_lock = ATOMIC_FLAG_INIT;
+
+static void lock_timers(void)
+{
+    while (atomic_flag_test_and_set_explicit(&timers_lock, memory_order_acquire))
+        sched_yield();
+}
+
+static bool try_lock_timers(void)
+{
+    return !atomic_flag_test_and_set_explicit(&timers_lock, memory_order_acquire);
+}
+
+static void unlock_timers(void)
+{
+    atomic_flag_clear_explicit(&timers_lock, memory_order_release);
+}
+
+void sprof_timers_after_fork_child(void)
+{
+    /* Another thread of the parent may have held it at fork. */
+    atomic_flag_clear(&timers_lock);
+}
+
+/* Set once the program ran out of descriptors: from then on no thread
+ * takes a perf_event descriptor. */
+static _Atomic bool perf_given_up;
 
 static int arm_perf(struct sprof_thread *t, uint64_t period_ns, bool include_kernel,
                     int signal_number)
 {
     if (atomic_load(&perf_descriptors) >= sprof_fd_limit() / 16)
         return EMFILE;
-    int fd = open_task_clock(period_ns, include_kernel);
+    int fd = open_task_clock(period_ns, include_kernel, 0);
     if (fd < 0)
         return -fd;
     fd = sprof_move_fd_high(fd);
@@ -80,9 +115,36 @@ static int arm_perf(struct sprof_thread *t, uint64_t period_ns, bool include_ker
         close(fd);
         return error;
     }
+    atomic_fetch_add(&perf_descriptors, 1);
     return 0;
 }
 
+/* Stops and releases t's counter. The field is cleared first, so a signal
+ * arriving meanwhile is ignored and no read() reaches a descriptor number
+ * that another thread reuses. Caller holds the timers. Async-signal-safe. */
+static void release_counter(struct sprof_thread *t)
+{
+    int fd = t->perf_fd;
+    if (fd < 0)
+        return;
+    t->perf_fd = -1;
+    atomic_thread_fence(memory_order_seq_cst);
+    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+    /* The system call: the interposed close keeps sprof's descriptors. */
+    syscall(SYS_close, fd);
+    atomic_fetch_sub(&perf_descriptors, 1);
+}
+
+/* The CPU-time clock of any thread of this process, as glibc's
+ * pthread_getcpuclockid builds it, so that one thread can arm another's. */
+static clockid_t thread_cpu_clock(pid_t tid)
+{
+    return (clockid_t)(((unsigned)~tid << 3) | 6);
+}
+
+/* Arms a CPU-time timer on thread t's clock that signals t. Callable from
+ * any thread; async-signal-safe (glibc's timer_create is a plain system
+ * call for SIGEV_THREAD_ID). */
 static int arm_cputime(struct sprof_thread *t, uint64_t period_ns, int signal_number)
 {
     struct sigevent event;
@@ -93,7 +155,7 @@ static int arm_cputime(struct sprof_thread *t, uint64_t period_ns, int signal_nu
     event.sigev_value.sival_ptr = &sprof_sampler;
     event._sigev_un._tid = t->tid;
     timer_t timer;
-    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &event, &timer) != 0)
+    if (timer_create(thread_cpu_clock(t->tid), &event, &timer) != 0)
         return errno;
     t->timer = timer;
     t->has_timer = true;
@@ -118,7 +180,7 @@ bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_cho
     if (choice != SPROF_TIMER_CHOICE_CPUTIME) {
         int kernel_error = 0;
         if (want_kernel) {
-            int fd = open_task_clock(period_ns, true);
+            int fd = open_task_clock(period_ns, true, 0);
             if (fd >= 0) {
                 close(fd);
                 plan->timer_kind = SPROF_TIMER_PERF_TASK_CLOCK;
@@ -127,7 +189,7 @@ bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_cho
             }
             kernel_error = -fd;
         }
-        int fd = open_task_clock(period_ns, false);
+        int fd = open_task_clock(period_ns, false, 0);
         if (fd >= 0) {
             close(fd);
             plan->timer_kind = SPROF_TIMER_PERF_TASK_CLOCK;
@@ -165,39 +227,64 @@ _Atomic uint32_t sprof_threads_without_perf;
 int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
                     uint64_t period_ns, int signal_number)
 {
+    lock_timers();
     t->perf_fd = -1;
     t->has_timer = false;
+    int error = 0;
     if (plan->timer_kind == SPROF_TIMER_PERF_TASK_CLOCK) {
-        int error = arm_perf(t, period_ns, plan->kernel_sampled, signal_number);
-        if (error == 0) {
-            atomic_fetch_add(&perf_descriptors, 1);
-            return 0;
-        }
-        /* Out of descriptors (or our share of them): a CPU-time timer
-         * needs none. The program never gets EMFILE because of us. */
-        if (error != EMFILE && error != ENFILE)
-            return error;
-        atomic_fetch_add(&sprof_threads_without_perf, 1);
+        error = atomic_load(&perf_given_up)
+                    ? EMFILE
+                    : arm_perf(t, period_ns, plan->kernel_sampled, signal_number);
+        if (error == EMFILE || error == ENFILE)
+            /* Out of descriptors (or our share of them): a CPU-time timer
+             * needs none. */
+            atomic_fetch_add(&sprof_threads_without_perf, 1);
     }
-    return arm_cputime(t, period_ns, signal_number);
+    if (plan->timer_kind != SPROF_TIMER_PERF_TASK_CLOCK || error == EMFILE || error == ENFILE)
+        error = arm_cputime(t, period_ns, signal_number);
+    unlock_timers();
+    return error;
+}
+
+/* Replaces t's perf_event counter by a CPU-time timer and closes the
+ * descriptor. The timer is in place before perf_fd is cleared, and the
+ * handler counts a signal as a sample only for the kind of timer perf_fd
+ * says it has (sample_handler.c), so no sample is taken twice. */
+static void switch_to_cputime(struct sprof_thread *t, uint64_t period_ns, int signal_number)
+{
+    /* Even if no timer can be had, the descriptor goes: the program's
+     * open must not fail because of us. */
+    arm_cputime(t, period_ns, signal_number);
+    atomic_thread_fence(memory_order_seq_cst);
+    release_counter(t);
+    atomic_fetch_add(&sprof_threads_without_perf, 1);
+}
+
+int sprof_timers_give_back_descriptors(uint64_t period_ns, int signal_number)
+{
+    atomic_store(&perf_given_up, true);
+    if (!try_lock_timers())
+        return 0;
+    int released = 0;
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        if (atomic_load(&t->state) == SPROF_STATE_ACTIVE && t->perf_fd >= 0) {
+            switch_to_cputime(t, period_ns, signal_number);
+            released++;
+        }
+    }
+    unlock_timers();
+    return released;
 }
 
 void sprof_timer_disarm(struct sprof_thread *t)
 {
-    /* Clear the field first, so a signal arriving meanwhile is ignored and
-     * no read() reaches a descriptor number that another thread reuses. */
-    int fd = t->perf_fd;
-    t->perf_fd = -1;
+    lock_timers();
     bool has_timer = t->has_timer;
     t->has_timer = false;
-    atomic_signal_fence(memory_order_seq_cst);
-    if (fd >= 0) {
-        ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
-        close(fd);
-        atomic_fetch_sub(&perf_descriptors, 1);
-    }
+    release_counter(t);
     if (has_timer)
         timer_delete(t->timer);
+    unlock_timers();
 }
 
 static void set_cputime_timer(timer_t timer, uint64_t period_ns)

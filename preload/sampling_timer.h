@@ -38,6 +38,15 @@ int sprof_move_fd_high(int fd);
 int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
                     uint64_t period_ns, int signal_number);
 
+/* The program ran out of descriptors: replaces every thread's perf_event
+ * counter by a CPU-time timer on that thread's clock (one thread may arm
+ * another's), closes the counters, and gives new threads CPU-time timers
+ * from now on. Async-signal-safe; does nothing but the latter while another
+ * thread arms or disarms a timer. Returns the descriptors closed. */
+int sprof_timers_give_back_descriptors(uint64_t period_ns, int signal_number);
+/* In a fork child: forgets a lock the parent's other threads held. */
+void sprof_timers_after_fork_child(void);
+
 /* Stops the calling thread's own timer and releases it. */
 void sprof_timer_disarm(struct sprof_thread *t);
 
