@@ -19,6 +19,10 @@
  * like, which fail the same way without sprof once its descriptors are
  * given back by any other call).
  *
+ * Every descriptor the wrappers return is also checked against the
+ * numbers of sprof's counters: one given to the program means that counter's
+ * descriptor was closed behind sprof's back, and its thread gets a new one.
+ *
  * The wrappers may be called from signal handlers (open, pipe, dup, fcntl,
  * socket and accept are async-signal-safe): the fast path is one call
  * through a pointer, and the giving back takes no lock it waits for and
@@ -101,19 +105,34 @@ void sprof_fd_budget_init(void)
 
 #define REAL(name) (real_##name ? real_##name : resolve_##name())
 
+/* A descriptor the program was just given: if it has the number of one of
+ * sprof's counters, the program closed that behind sprof's back. */
+static void note_taken(int fd)
+{
+    if (fd >= 0 && atomic_load(&sprof.active))
+        sprof_timers_number_taken(fd, sprof.period_ns, sprof.plan.kernel_sampled,
+                                  sprof.settings.signal_number);
+}
+
 /* Makes the call; if it failed with EMFILE and sprof could give some of its
- * descriptors back, makes it once more. */
-#define CALL_WITH_BUDGET(type, failed, call)                                                   \
+ * descriptors back, makes it once more. Then notes what it gave. */
+#define CALL_WITH_BUDGET(type, failed, call, note)                                             \
     do {                                                                                       \
         type result_ = call;                                                                   \
         if (failed && errno == EMFILE && sprof_fd_budget_give_back())                          \
             result_ = call;                                                                    \
+        if (!(failed)) {                                                                       \
+            int saved_errno_ = errno;                                                          \
+            note;                                                                              \
+            errno = saved_errno_;                                                              \
+        }                                                                                      \
         return result_;                                                                        \
     } while (0)
-#define FD_CALL(call) CALL_WITH_BUDGET(int, result_ < 0, call)
-#define PAIR_CALL(call, fds) FD_CALL(call)
-#define STREAM_CALL(call) CALL_WITH_BUDGET(FILE *, result_ == NULL, call)
-#define DIR_CALL(call) CALL_WITH_BUDGET(DIR *, result_ == NULL, call)
+#define FD_CALL(call) CALL_WITH_BUDGET(int, result_ < 0, call, note_taken(result_))
+#define PAIR_CALL(call, fds)                                                                   \
+    CALL_WITH_BUDGET(int, result_ < 0, call, (note_taken(fds[0]), note_taken(fds[1])))
+#define STREAM_CALL(call) CALL_WITH_BUDGET(FILE *, result_ == NULL, call, note_taken(fileno(result_)))
+#define DIR_CALL(call) CALL_WITH_BUDGET(DIR *, result_ == NULL, call, note_taken(dirfd(result_)))
 
 static mode_t mode_argument(int flags, va_list arguments)
 {

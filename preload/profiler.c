@@ -305,14 +305,18 @@ static void on_fork_child(void)
      * timers are not inherited at all. */
     struct sprof_thread *self = sprof_current_thread;
     sprof_current_thread = NULL;
-    if (self) {
-        /* Cleared first: the descriptor guard keeps our own fds open. */
-        int fd = self->perf_fd;
-        self->perf_fd = -1;
-        self->has_timer = false;
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        /* Our copies of the parent threads' counters, where they are still
+         * theirs. Cleared first: the descriptor guard keeps our own fds
+         * open. Their pages are not inherited. */
+        int fd = sprof_timer_counter_intact(t) ? t->perf_fd : -1;
+        t->perf_fd = -1;
+        t->perf_page = NULL;
         if (fd >= 0)
             close(fd);
     }
+    if (self)
+        self->has_timer = false;
     sprof_trace_after_fork_child();
     sprof.pid = getpid();
     sprof.root = false;

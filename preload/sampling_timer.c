@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -90,49 +91,114 @@ void sprof_timers_after_fork_child(void)
  * takes a perf_event descriptor. */
 static _Atomic bool perf_given_up;
 
+/* The size of a counter's one mapped page; 0: no mapping. */
+static size_t page_size;
+/* The lowest number any counter of ours ever had: a number below it that
+ * the program is given cannot be one of ours (see sprof_timers_number_taken). */
+static _Atomic int lowest_perf_fd = 1 << 30;
+
+struct counter {
+    int fd;
+    uint64_t id;
+    void *page;
+};
+
+/* Opens a counter on thread tid, set to signal that thread, not yet
+ * enabled. Async-signal-safe. Returns 0 or an errno value. */
+static int open_counter(pid_t tid, uint64_t period_ns, bool include_kernel, int signal_number,
+                        struct counter *c)
+{
+    int fd = open_task_clock(period_ns, include_kernel, tid);
+    if (fd < 0)
+        return -fd;
+    fd = sprof_move_fd_high(fd);
+    struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = tid};
+    if (fcntl(fd, F_SETFL, O_ASYNC) != 0 || fcntl(fd, F_SETSIG, signal_number) != 0 ||
+        fcntl(fd, F_SETOWN_EX, &owner) != 0 || ioctl(fd, PERF_EVENT_IOC_ID, &c->id) != 0 ||
+        ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0) {
+        int error = errno;
+        syscall(SYS_close, fd);
+        return error;
+    }
+    /* The mapping holds the counter open: if the program closes the
+     * descriptor behind our back (a raw close_range), the counter goes on
+     * counting and signalling this thread. Optional: it counts against
+     * perf_event_mlock_kb. */
+    c->page = NULL;
+    if (page_size) {
+        void *page = mmap(NULL, page_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (page != MAP_FAILED)
+            c->page = page;
+    }
+    c->fd = fd;
+    int lowest = atomic_load(&lowest_perf_fd);
+    while (fd < lowest && !atomic_compare_exchange_weak(&lowest_perf_fd, &lowest, fd))
+        ;
+    return 0;
+}
+
+/* Makes c thread t's counter and starts it. Caller holds the timers. */
+static int install_counter(struct sprof_thread *t, const struct counter *c)
+{
+    t->perf_signal_fd = c->fd;
+    t->perf_id = c->id;
+    t->perf_page = c->page;
+    t->last_count = 0;
+    atomic_thread_fence(memory_order_seq_cst);
+    t->perf_fd = c->fd;
+    atomic_fetch_add(&perf_descriptors, 1);
+    if (ioctl(c->fd, PERF_EVENT_IOC_ENABLE, 0) != 0)
+        return errno;
+    return 0;
+}
+
+static bool counter_is_at(int fd, uint64_t id)
+{
+    uint64_t found;
+    return fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &found) == 0 && found == id;
+}
+
+bool sprof_timer_counter_intact(const struct sprof_thread *t)
+{
+    return counter_is_at(t->perf_fd, t->perf_id);
+}
+
+/* Stops and releases t's counter; its descriptor is closed only if it is
+ * still ours (the program may have closed it and reused the number). The
+ * field is cleared first, so a signal arriving meanwhile is ignored. Caller
+ * holds the timers. Async-signal-safe. */
+static void release_counter(struct sprof_thread *t)
+{
+    int fd = t->perf_fd;
+    void *page = t->perf_page;
+    if (fd < 0)
+        return;
+    t->perf_fd = -1;
+    t->perf_page = NULL;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (counter_is_at(fd, t->perf_id)) {
+        ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+        /* The system call: the interposed close keeps sprof's descriptors. */
+        syscall(SYS_close, fd);
+    }
+    if (page)
+        munmap(page, page_size);
+    atomic_fetch_sub(&perf_descriptors, 1);
+}
+
 static int arm_perf(struct sprof_thread *t, uint64_t period_ns, bool include_kernel,
                     int signal_number)
 {
     if (atomic_load(&perf_descriptors) >= sprof_fd_limit() / 16)
         return EMFILE;
-    int fd = open_task_clock(period_ns, include_kernel, 0);
-    if (fd < 0)
-        return -fd;
-    fd = sprof_move_fd_high(fd);
-    struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = t->tid};
-    if (fcntl(fd, F_SETFL, O_ASYNC) != 0 || fcntl(fd, F_SETSIG, signal_number) != 0 ||
-        fcntl(fd, F_SETOWN_EX, &owner) != 0) {
-        int error = errno;
-        close(fd);
+    struct counter c;
+    int error = open_counter(t->tid, period_ns, include_kernel, signal_number, &c);
+    if (error)
         return error;
-    }
-    t->perf_fd = fd;
-    t->perf_signal_fd = fd;
-    t->last_count = 0;
-    if (ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
-        int error = errno;
-        t->perf_fd = -1;
-        close(fd);
-        return error;
-    }
-    atomic_fetch_add(&perf_descriptors, 1);
-    return 0;
-}
-
-/* Stops and releases t's counter. The field is cleared first, so a signal
- * arriving meanwhile is ignored and no read() reaches a descriptor number
- * that another thread reuses. Caller holds the timers. Async-signal-safe. */
-static void release_counter(struct sprof_thread *t)
-{
-    int fd = t->perf_fd;
-    if (fd < 0)
-        return;
-    t->perf_fd = -1;
-    atomic_thread_fence(memory_order_seq_cst);
-    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
-    /* The system call: the interposed close keeps sprof's descriptors. */
-    syscall(SYS_close, fd);
-    atomic_fetch_sub(&perf_descriptors, 1);
+    error = install_counter(t, &c);
+    if (error)
+        release_counter(t);
+    return error;
 }
 
 /* The CPU-time clock of any thread of this process, as glibc's
@@ -177,6 +243,8 @@ bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_cho
 {
     (void)signal_number;
     memset(plan, 0, sizeof *plan);
+    long page = sysconf(_SC_PAGESIZE);
+    page_size = page > 0 ? (size_t)page : 0;
     if (choice != SPROF_TIMER_CHOICE_CPUTIME) {
         int kernel_error = 0;
         if (want_kernel) {
@@ -260,6 +328,44 @@ static void switch_to_cputime(struct sprof_thread *t, uint64_t period_ns, int si
     atomic_fetch_add(&sprof_threads_without_perf, 1);
 }
 
+_Atomic uint32_t sprof_counters_rearmed;
+
+/* t's counter descriptor is gone (its number now holds something else):
+ * ends the old counter, kept alive by its mapping, and arms a new one. */
+static void rearm_lost_counter(struct sprof_thread *t, uint64_t period_ns, bool include_kernel,
+                               int signal_number)
+{
+    release_counter(t);
+    struct counter c;
+    if (!atomic_load(&perf_given_up) &&
+        open_counter(t->tid, period_ns, include_kernel, signal_number, &c) == 0) {
+        if (install_counter(t, &c) == 0)
+            return;
+        release_counter(t);
+    }
+    arm_cputime(t, period_ns, signal_number);
+    atomic_fetch_add(&sprof_threads_without_perf, 1);
+}
+
+void sprof_timers_number_taken(int fd, uint64_t period_ns, bool include_kernel,
+                               int signal_number)
+{
+    if (fd < atomic_load(&lowest_perf_fd))
+        return;
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        if (t->perf_fd != fd || atomic_load(&t->state) != SPROF_STATE_ACTIVE)
+            continue;
+        if (!try_lock_timers())
+            return;
+        if (t->perf_fd == fd && !sprof_timer_counter_intact(t)) {
+            rearm_lost_counter(t, period_ns, include_kernel, signal_number);
+            atomic_fetch_add(&sprof_counters_rearmed, 1);
+        }
+        unlock_timers();
+        return;
+    }
+}
+
 int sprof_timers_give_back_descriptors(uint64_t period_ns, int signal_number)
 {
     atomic_store(&perf_given_up, true);
@@ -298,7 +404,7 @@ static void set_cputime_timer(timer_t timer, uint64_t period_ns)
 
 void sprof_timer_stop_remote(struct sprof_thread *t)
 {
-    if (t->perf_fd >= 0)
+    if (sprof_timer_counter_intact(t))
         ioctl(t->perf_fd, PERF_EVENT_IOC_DISABLE, 0);
     if (t->has_timer)
         set_cputime_timer(t->timer, 0);
@@ -306,7 +412,7 @@ void sprof_timer_stop_remote(struct sprof_thread *t)
 
 void sprof_timer_resume_remote(struct sprof_thread *t, uint64_t period_ns)
 {
-    if (t->perf_fd >= 0)
+    if (sprof_timer_counter_intact(t))
         ioctl(t->perf_fd, PERF_EVENT_IOC_ENABLE, 0);
     if (t->has_timer)
         set_cputime_timer(t->timer, period_ns);

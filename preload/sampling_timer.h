@@ -44,6 +44,18 @@ int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
  * from now on. Async-signal-safe; does nothing but the latter while another
  * thread arms or disarms a timer. Returns the descriptors closed. */
 int sprof_timers_give_back_descriptors(uint64_t period_ns, int signal_number);
+/* Whether t's perf_fd still holds t's counter (the program may have closed
+ * it behind our back, with a raw close system call, and reused the
+ * number). Async-signal-safe. */
+bool sprof_timer_counter_intact(const struct sprof_thread *t);
+/* fd was just given to the program, or found to hold a file of the
+ * program's: if it was the number of a thread's counter, that descriptor
+ * was lost behind our back, and the thread gets a new counter. Cheap for
+ * numbers below every counter's. Async-signal-safe. */
+void sprof_timers_number_taken(int fd, uint64_t period_ns, bool include_kernel,
+                               int signal_number);
+/* Counters re-armed so (for the trace's notice). */
+extern _Atomic uint32_t sprof_counters_rearmed;
 /* In a fork child: forgets a lock the parent's other threads held. */
 void sprof_timers_after_fork_child(void);
 

@@ -205,6 +205,18 @@ void sprof_trace_finish(void)
         sprof_encoder_string(&encoder, text);
         sprof_encoder_end_record(&encoder);
     }
+    uint32_t rearmed = atomic_load(&sprof_counters_rearmed);
+    if (rearmed) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "the program closed %u perf_event descriptors of sprof's behind its back (a raw "
+                 "close system call); their threads were given new ones",
+                 rearmed);
+        sprof_encoder_begin_record(&encoder, SPROF_REC_NOTICE);
+        sprof_encoder_u32(&encoder, SPROF_NOTICE_INFO);
+        sprof_encoder_string(&encoder, text);
+        sprof_encoder_end_record(&encoder);
+    }
     sprof_module_list_update(&modules, &encoder);
     append_encoded();
     if (sprof.settings.symbolize)

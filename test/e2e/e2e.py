@@ -771,6 +771,28 @@ def fd_budget(env):
 
 
 @test
+def perf_lost(env):
+    """perf_event descriptors closed behind sprof's back, by raw close and
+    close_range system calls: every thread goes on being sampled, and a
+    file the program then opens at a freed number closes when it closes
+    it (sprof no longer takes the number for its own)."""
+    import re
+    result = run_ok(env, [env.program("perflost")], trace="perflost.bin",
+                    extra_env={"SPROF_QUIET": "1"})
+    print(f"  {result.stdout.strip()}")
+    m = re.fullmatch(r"closed (\d+) perf descriptors; own files at freed numbers closed: yes\n",
+                     result.stdout)
+    check(m is not None, f"output {result.stdout!r}")
+    if env.summary("perflost.bin")["timer"] != "perf":
+        raise Skip("perf_event is not available here: no descriptors to lose")
+    check(int(m.group(1)) >= 5, f"only {m.group(1)} perf descriptors found for 5 threads")
+    check_completeness(env, "perflost.bin", limit=0.1)
+    rows = env.functions("perflost.bin")
+    # 15000 of the 25000 units of work come after the close.
+    expect_share(rows, "after_close", "self_percent", 60, tolerance=5)
+
+
+@test
 def fork_without_exec(env):
     """fork without exec: parent and child are both profiled, each into its
     own trace, and neither overwrites the other."""
