@@ -52,6 +52,7 @@
 #include "profiler.h"
 #include "sample_handler.h"
 #include "sampling_timer.h"
+#include "signals.h"
 
 _Atomic uint64_t sprof_fd_pressure_ns;
 
@@ -288,6 +289,9 @@ SPROF_EXPORT int eventfd(unsigned int value, int flags)
 
 SPROF_EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 {
+    /* Never reading the sampling signal (signals.c). */
+    sigset_t adjusted;
+    mask = sprof_signals_wait_set(mask, &adjusted);
     FD_CALL(REAL(signalfd)(fd, mask, flags));
 }
 

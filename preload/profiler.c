@@ -233,6 +233,7 @@ __attribute__((constructor)) static void sprof_start(void)
      * the program's close-everything loops off it. */
     unsigned char before[MAX_WATCHED_FD / 8];
     list_open_fds(before);
+    sprof_signals_thread_start(false);
     sprof_thread_begin();
     protect_new_pipes(before);
 

@@ -57,6 +57,7 @@ void sprof_threads_after_fork_child(void);
 struct sprof_start_info {
     void *(*start)(void *);
     void *arg;
+    bool sampling_blocked; /* the creator's view of the sampling signal */
 };
 void *sprof_start_sampled_thread(void *start_info);
 /* The real pthread_create, found with dlsym(RTLD_NEXT). */

@@ -793,6 +793,28 @@ def perf_lost(env):
 
 
 @test
+def all_signals_blocked(env):
+    """The daemon pattern: every thread blocks every signal (sigprocmask,
+    pthread_sigmask) and one takes them with sigwait. Every thread is still
+    sampled; each mask still reads SIGPROF as the program set it, and
+    sigwait gets the program's signals only: the output is the same."""
+    plain = run_ok(env, [env.program("sigblocker")], profile=False).stdout
+    result = run_ok(env, [env.program("sigblocker")], trace="sigblocker.bin",
+                    extra_env={"SPROF_QUIET": "1"})
+    print(f"  {result.stdout.strip()}")
+    check(plain.startswith("SIGPROF blocked: before 0, main 1, workers 1 1 1, after unblocking 0, "
+                           "after blocking 1; sigwait took User defined signal 1 and Terminated"),
+          f"the program itself behaves unexpectedly: {plain!r}")
+    check(result.stdout == plain, f"output {result.stdout!r}, without the profiler {plain!r}")
+    check(result.stderr == "", f"stderr: {result.stderr!r}")
+    check_completeness(env, "sigblocker.bin", limit=0.1)
+    rows = env.functions("sigblocker.bin")
+    # Three workers and the main thread, each with the same work.
+    expect_share(rows, "worker_work", "self_percent", 75, tolerance=5)
+    expect_share(rows, "main_work", "self_percent", 25, tolerance=5)
+
+
+@test
 def fork_without_exec(env):
     """fork without exec: parent and child are both profiled, each into its
     own trace, and neither overwrites the other."""
