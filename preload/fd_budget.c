@@ -19,6 +19,12 @@
  * like, which fail the same way without sprof once its descriptors are
  * given back by any other call).
  *
+ * One race is left open: with SPROF_KERNEL=1 (counter-weighted samples) a
+ * thread's handler reads its counter, and if another thread gives that
+ * counter back in the microseconds between the handler's check and its
+ * read, and the program opens a file at the freed number at once, the read
+ * takes 8 bytes from that file. Default settings never read the counter.
+ *
  * Every descriptor the wrappers return is also checked against the
  * numbers of sprof's counters: one given to the program means that counter's
  * descriptor was closed behind sprof's back, and its thread gets a new one.
