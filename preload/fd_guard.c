@@ -3,6 +3,8 @@
  * close every descriptor, or dup2 over them; sprof's are then left open
  * (close reports success) or moved out of the way first, so sampling and
  * the trace go on and libunwind never writes into a file of the program.
+ * Ours are known by what they hold, not just their number: one the program
+ * closed with a raw system call may now be a file of its own.
  * close may be called from signal handlers: nothing here allocates or
  * locks. NOT otherwise special. */
 #include <dlfcn.h>
@@ -11,6 +13,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -18,24 +21,52 @@
 #include "sample_handler.h"
 #include "sampling_timer.h"
 
-/* Descriptors libunwind opened during start-up (found by their appearing). */
+/* Descriptors libunwind opened during start-up (found by their appearing),
+ * and what they are, to tell them from a file of the program's at the same
+ * number if one is closed behind our back. */
 static int unwinder_fds[4];
+static dev_t unwinder_devs[4];
+static ino_t unwinder_inos[4];
 static _Atomic int unwinder_fd_count;
 
 void sprof_fd_guard_protect(int fd)
 {
     int at = atomic_load(&unwinder_fd_count);
-    if (at < (int)(sizeof unwinder_fds / sizeof unwinder_fds[0])) {
+    struct stat st;
+    if (at < (int)(sizeof unwinder_fds / sizeof unwinder_fds[0]) && fstat(fd, &st) == 0) {
         unwinder_fds[at] = fd;
+        unwinder_devs[at] = st.st_dev;
+        unwinder_inos[at] = st.st_ino;
         atomic_store(&unwinder_fd_count, at + 1);
     }
+}
+
+static bool holds_file(int fd, dev_t dev, ino_t ino)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+int sprof_fd_guard_take_unwinder_fd(void)
+{
+    for (int i = 0; i < atomic_load(&unwinder_fd_count); i++) {
+        int fd = unwinder_fds[i];
+        if (fd >= 0) {
+            unwinder_fds[i] = -1;
+            return fd;
+        }
+    }
+    return -1;
 }
 
 /* Where fd is one of ours, a pointer to what holds it (to move it), or for
  * libunwind's (which cannot move) a pointer to a copy. NULL if not ours. */
 static _Atomic int *trace_holder(int fd)
 {
-    return fd >= 0 && atomic_load(&sprof_sampler.trace_fd) == fd ? &sprof_sampler.trace_fd : NULL;
+    return fd >= 0 && atomic_load(&sprof_sampler.trace_fd) == fd &&
+                   holds_file(fd, sprof_sampler.trace_dev, sprof_sampler.trace_ino)
+               ? &sprof_sampler.trace_fd
+               : NULL;
 }
 
 static struct sprof_thread *perf_holder(int fd)
@@ -43,8 +74,14 @@ static struct sprof_thread *perf_holder(int fd)
     if (fd < 0)
         return NULL;
     for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
-        if (t->perf_fd == fd)
+        if (t->perf_fd != fd)
+            continue;
+        if (sprof_timer_counter_intact(t))
             return t;
+        /* Closed behind our back and reused: the program's file now. */
+        sprof_timers_number_taken(fd, sprof.period_ns, sprof.plan.kernel_sampled,
+                                  sprof.settings.signal_number);
+        return NULL;
     }
     return NULL;
 }
@@ -53,7 +90,7 @@ static bool is_unwinder_fd(int fd)
 {
     for (int i = 0; i < atomic_load(&unwinder_fd_count); i++) {
         if (unwinder_fds[i] == fd)
-            return true;
+            return holds_file(fd, unwinder_devs[i], unwinder_inos[i]);
     }
     return false;
 }
@@ -108,12 +145,14 @@ static int close_range_around_ours(close_range_fn fn, unsigned int first, unsign
             candidates[count++] = unwinder_fds[i];
         for (int i = 0; i < count; i++) {
             if (candidates[i] >= 0 && (unsigned)candidates[i] >= from &&
-                (unsigned)candidates[i] <= last && (unsigned)candidates[i] < ours)
+                (unsigned)candidates[i] <= last && (unsigned)candidates[i] < ours &&
+                is_ours(candidates[i]))
                 ours = (unsigned)candidates[i];
         }
         for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
             int fd = t->perf_fd;
-            if (fd >= 0 && (unsigned)fd >= from && (unsigned)fd <= last && (unsigned)fd < ours)
+            if (fd >= 0 && (unsigned)fd >= from && (unsigned)fd <= last && (unsigned)fd < ours &&
+                sprof_timer_counter_intact(t))
                 ours = (unsigned)fd;
         }
         unsigned int end = ours == UINT_MAX ? last : ours - 1;

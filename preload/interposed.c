@@ -11,6 +11,7 @@
 
 #include "profiler.h"
 #include "sample_handler.h"
+#include "signals.h"
 
 /* The real functions, resolved once at start-up: _exit and execve are
  * async-signal-safe and programs call them from signal handlers, where
@@ -46,6 +47,7 @@ SPROF_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
         return sprof_real_pthread_create(thread, attr, start, arg);
     info->start = start;
     info->arg = arg;
+    info->sampling_blocked = sprof_signals_sampling_blocked_in_view();
     int error = sprof_real_pthread_create(thread, attr, sprof_start_sampled_thread, info);
     if (error)
         free(info);
@@ -54,13 +56,6 @@ SPROF_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 
 typedef void *(*dlopen_fn)(const char *, int);
 
-static void block_sampling_signal(sigset_t *blocked, sigset_t *old)
-{
-    sigemptyset(blocked);
-    if (atomic_load(&sprof.active))
-        sigaddset(blocked, sprof_sampler.signal_number);
-    pthread_sigmask(SIG_BLOCK, blocked, old);
-}
 
 /* Loaded objects are recorded at once, so their functions can be named
  * even after a dlclose or a kill. */
@@ -71,10 +66,10 @@ SPROF_EXPORT void *dlopen(const char *file, int mode)
         return NULL;
     /* No sample inside the loader's locks: libunwind would call into the
      * loader from the handler and could hang there. */
-    sigset_t blocked, old;
-    block_sampling_signal(&blocked, &old);
+    sigset_t old;
+    sprof_signals_hold_sampling(&old);
     void *handle = fn(file, mode);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sprof_signals_release_sampling(&old);
     if (handle)
         sprof_trace_update_modules();
     return handle;
@@ -85,10 +80,10 @@ SPROF_EXPORT int dlclose(void *handle)
     int (*fn)(void *) = (int (*)(void *))real_function("dlclose");
     if (!fn)
         return -1;
-    sigset_t blocked, old;
-    block_sampling_signal(&blocked, &old);
+    sigset_t old;
+    sprof_signals_hold_sampling(&old);
     int result = fn(handle);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sprof_signals_release_sampling(&old);
     return result;
 }
 
@@ -112,8 +107,11 @@ typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int)
         bool own_ = sprof_in_profiled_process();               \
         if (own_)                                              \
             sprof_trace_before_exec();                         \
+        sigset_t mask_;                                        \
+        sprof_signals_before_exec(&mask_);                     \
         int result_ = fn_(__VA_ARGS__);                        \
         int error_ = errno;                                    \
+        sprof_signals_after_failed_exec(&mask_);               \
         if (own_)                                              \
             sprof_trace_after_failed_exec();                   \
         errno = error_;                                        \

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sample_handler.h"
+#include "signals.h"
 #include "trace_codec.h"
 
 struct scan {
@@ -153,12 +154,10 @@ void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encod
     struct scan scan = {.list = list, .enc = enc};
     /* With the sampling signal blocked: a sample taken inside the loader's
      * lock could make libunwind call into the loader again, and hang. */
-    sigset_t blocked, old;
-    sigemptyset(&blocked);
-    sigaddset(&blocked, sprof_sampler.signal_number);
-    pthread_sigmask(SIG_BLOCK, &blocked, &old);
+    sigset_t old;
+    sprof_signals_hold_sampling(&old);
     dl_iterate_phdr(visit, &scan);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sprof_signals_release_sampling(&old);
     list->scanned = true;
 }
 

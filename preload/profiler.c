@@ -165,6 +165,7 @@ __attribute__((constructor)) static void sprof_start(void)
     /* Whether or not we profile, the interposed functions must work. */
     sprof_interposed_init();
     sprof_fd_guard_init();
+    sprof_fd_budget_init();
     sprof_signals_init();
     /* Never profile setuid/setgid programs, nor take settings there. */
     if (getauxval(AT_SECURE))
@@ -232,6 +233,7 @@ __attribute__((constructor)) static void sprof_start(void)
      * the program's close-everything loops off it. */
     unsigned char before[MAX_WATCHED_FD / 8];
     list_open_fds(before);
+    sprof_signals_thread_start(false);
     sprof_thread_begin();
     protect_new_pipes(before);
 
@@ -294,6 +296,7 @@ static void on_fork_parent(void)
 
 static void on_fork_child(void)
 {
+    sprof_timers_after_fork_child();
     if (!atomic_load(&sprof.active)) {
         sprof_trace_after_fork_parent();
         return;
@@ -303,14 +306,18 @@ static void on_fork_child(void)
      * timers are not inherited at all. */
     struct sprof_thread *self = sprof_current_thread;
     sprof_current_thread = NULL;
-    if (self) {
-        /* Cleared first: the descriptor guard keeps our own fds open. */
-        int fd = self->perf_fd;
-        self->perf_fd = -1;
-        self->has_timer = false;
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        /* Our copies of the parent threads' counters, where they are still
+         * theirs. Cleared first: the descriptor guard keeps our own fds
+         * open. Their pages are not inherited. */
+        int fd = sprof_timer_counter_intact(t) ? t->perf_fd : -1;
+        t->perf_fd = -1;
+        t->perf_page = NULL;
         if (fd >= 0)
             close(fd);
     }
+    if (self)
+        self->has_timer = false;
     sprof_trace_after_fork_child();
     sprof.pid = getpid();
     sprof.root = false;

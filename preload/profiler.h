@@ -57,6 +57,7 @@ void sprof_threads_after_fork_child(void);
 struct sprof_start_info {
     void *(*start)(void *);
     void *arg;
+    bool sampling_blocked; /* the creator's view of the sampling signal */
 };
 void *sprof_start_sampled_thread(void *start_info);
 /* The real pthread_create, found with dlsym(RTLD_NEXT). */
@@ -91,6 +92,17 @@ void sprof_fd_guard_protect(int fd);
 /* Resolve the real functions behind the interposed ones; call first thing
  * at start-up (not signal-safe). */
 void sprof_fd_guard_init(void);
+/* libunwind's first descriptor, handed over for the end of the run (the
+ * timers stopped, no unwinding to come) and no longer guarded; -1 if none. */
+int sprof_fd_guard_take_unwinder_fd(void);
+
+/* Descriptor budget (fd_budget.c). */
+void sprof_fd_budget_init(void);
+/* After the program's EMFILE: gives back the descriptors sprof can do
+ * without. Returns whether it gave any. Async-signal-safe. */
+bool sprof_fd_budget_give_back(void);
+/* When that first happened, in ns since the start plus one; 0 if never. */
+extern _Atomic uint64_t sprof_fd_pressure_ns;
 void sprof_interposed_init(void);
 
 /* Exit-time symbolization (exit_symbolize.c): reads the addresses of every

@@ -64,6 +64,27 @@ static uint64_t now_ns(void)
 
 /* --- The trace file ------------------------------------------------------ */
 
+/* open, close and fcntl go through syscall() here: libsprof.so interposes
+ * libc's (fd_budget.c), and the handler needs none of what they add. */
+#include <sys/syscall.h>
+
+/* trace_fd's value once the program ran out of descriptors and ours was
+ * given back (sprof_trace_release_fd): each append then opens the trace,
+ * writes and closes it. */
+#define TRACE_PER_APPEND (-2)
+/* Appends using the held descriptor right now, and that descriptor once it
+ * was given back while they ran: the last of them closes it, so that no
+ * write reaches a file the program opened at the same number. */
+static _Atomic int appends_in_flight;
+static _Atomic int retired_trace_fd = -1;
+/* Records that found no descriptor free, written before the next append
+ * that finds one (order matters: a STACK precedes its SAMPLES). Guarded by
+ * stash_busy, which nobody waits on. */
+#define STASH_BYTES (1u << 20)
+static uint8_t stash[STASH_BYTES];
+static _Atomic size_t stash_used;
+static atomic_flag stash_busy = ATOMIC_FLAG_INIT;
+
 static bool is_trace_file(int fd)
 {
     struct stat st;
@@ -71,51 +92,158 @@ static bool is_trace_file(int fd)
            st.st_ino == sprof_sampler.trace_ino;
 }
 
+/* The trace opened by path (never creating or following a link), or -1.
+ * System calls, not libc's open and fcntl, which libsprof.so interposes. */
+static int open_trace_by_path(void)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, sprof_sampler.trace_path,
+                      O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    if (!is_trace_file((int)fd)) {
+        syscall(SYS_close, fd);
+        return -1;
+    }
+    return (int)fd;
+}
+
 /* Our descriptor, checked: a daemon may have closed it, or put another
- * file at its number. Then the trace is reopened by path (never creating or
- * following a link), at a high number. Returns -1 if that fails. */
+ * file at its number. Then the trace is reopened by path, at a high
+ * number. Returns -1 if that fails, or TRACE_PER_APPEND. */
 static int trace_fd(void)
 {
     int fd = atomic_load_explicit(&sprof_sampler.trace_fd, memory_order_acquire);
     if (fd < 0 || is_trace_file(fd))
         return fd;
-    int reopened = open(sprof_sampler.trace_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    int reopened = open_trace_by_path();
     if (reopened < 0)
         return -1;
-    if (!is_trace_file(reopened)) {
-        close(reopened);
-        return -1;
-    }
-    int high = fcntl(reopened, F_DUPFD_CLOEXEC, HIGH_FD);
+    long high = syscall(SYS_fcntl, reopened, F_DUPFD_CLOEXEC, HIGH_FD);
     if (high >= 0) {
-        close(reopened);
-        reopened = high;
+        syscall(SYS_close, reopened);
+        reopened = (int)high;
     }
     /* Another thread may have reopened it first: then use theirs. */
     if (!atomic_compare_exchange_strong(&sprof_sampler.trace_fd, &fd, reopened)) {
-        close(reopened);
+        syscall(SYS_close, reopened);
         return fd;
     }
     return reopened;
 }
 
-bool sprof_trace_append(const void *bytes, size_t size)
+static bool write_all(int fd, const uint8_t *at, size_t size)
 {
-    int fd = trace_fd();
-    const uint8_t *at = bytes;
-    while (fd >= 0 && size > 0) {
+    while (size > 0) {
         ssize_t n = write(fd, at, size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            break;
+            return false;
         at += n;
         size -= (size_t)n;
     }
-    if (size > 0) {
+    return true;
+}
+
+static void close_retired_fd(void)
+{
+    int fd = atomic_exchange(&retired_trace_fd, -1);
+    if (fd >= 0)
+        syscall(SYS_close, fd);
+}
+
+/* One open, write and close; or, with no descriptor free, into the stash.
+ * Returns false if the bytes are lost. */
+static bool append_per_open(const uint8_t *bytes, size_t size)
+{
+    if (atomic_flag_test_and_set(&stash_busy)) {
+        /* Another append is under way (never waited for here). Writing
+         * past it is safe only while nothing waits in the stash. */
+        if (atomic_load(&stash_used) > 0)
+            return false;
+        int fd = open_trace_by_path();
+        bool written = fd >= 0 && write_all(fd, bytes, size);
+        if (fd >= 0)
+            syscall(SYS_close, fd);
+        return written;
+    }
+    bool kept;
+    size_t used = atomic_load(&stash_used);
+    int fd = open_trace_by_path();
+    if (fd < 0) {
+        kept = size <= STASH_BYTES - used;
+        if (kept) {
+            memcpy(stash + used, bytes, size);
+            atomic_store(&stash_used, used + size);
+        }
+    } else {
+        kept = write_all(fd, stash, used);
+        if (kept)
+            atomic_store(&stash_used, 0);
+        kept = kept && write_all(fd, bytes, size);
+        syscall(SYS_close, fd);
+    }
+    atomic_flag_clear(&stash_busy);
+    return kept;
+}
+
+bool sprof_trace_append(const void *bytes, size_t size)
+{
+    atomic_fetch_add(&appends_in_flight, 1);
+    int fd = trace_fd();
+    bool written = fd == TRACE_PER_APPEND ? append_per_open(bytes, size)
+                                          : fd >= 0 && write_all(fd, bytes, size);
+    if (atomic_fetch_sub(&appends_in_flight, 1) == 1)
+        close_retired_fd();
+    if (!written) {
         atomic_fetch_add_explicit(&sprof_write_failures, 1, memory_order_relaxed);
         return false;
     }
+    return true;
+}
+
+bool sprof_trace_release_fd(void)
+{
+    int fd = atomic_load(&sprof_sampler.trace_fd);
+    if (fd < 0 || !atomic_compare_exchange_strong(&sprof_sampler.trace_fd, &fd, TRACE_PER_APPEND))
+        return false;
+    atomic_store(&retired_trace_fd, fd);
+    if (atomic_load(&appends_in_flight) == 0)
+        close_retired_fd();
+    return true;
+}
+
+void sprof_trace_drop_pending(void)
+{
+    atomic_store(&stash_used, 0);
+    atomic_flag_clear(&stash_busy);
+    atomic_store(&appends_in_flight, 0);
+    atomic_store(&retired_trace_fd, -1);
+}
+
+bool sprof_trace_hold_fd(int spare_fd)
+{
+    if (atomic_load(&sprof_sampler.trace_fd) != TRACE_PER_APPEND)
+        return true;
+    int fd = open_trace_by_path();
+    if (fd < 0 && spare_fd >= 0) {
+        syscall(SYS_close, spare_fd);
+        fd = open_trace_by_path();
+    }
+    if (fd < 0)
+        return false;
+    if (atomic_flag_test_and_set(&stash_busy)) {
+        syscall(SYS_close, fd);
+        return false;
+    }
+    bool written = write_all(fd, stash, atomic_load(&stash_used));
+    atomic_store(&stash_used, 0);
+    if (!written)
+        atomic_fetch_add_explicit(&sprof_write_failures, 1, memory_order_relaxed);
+    int expected = TRACE_PER_APPEND;
+    if (!atomic_compare_exchange_strong(&sprof_sampler.trace_fd, &expected, fd))
+        syscall(SYS_close, fd);
+    atomic_flag_clear(&stash_busy);
     return true;
 }
 

@@ -30,7 +30,9 @@ struct sprof_sampler_config {
     uint64_t flush_interval_ns;
     struct sigaction previous; /* the disposition we replaced */
 
-    _Atomic int trace_fd;    /* -1 when not writing */
+    _Atomic int trace_fd;    /* -1 when not writing; -2 once given back to a
+                                program short of descriptors (then opened
+                                for each write) */
     dev_t trace_dev;         /* identity of the trace file, to notice when */
     ino_t trace_ino;         /* the program closed or replaced our descriptor */
     char trace_path[4200];
@@ -61,6 +63,18 @@ void sprof_thread_write_record(struct sprof_thread *t, uint64_t cpu_ns, const ch
 /* Appends whole records to the trace with one write. Returns false if
  * they could not be written. */
 bool sprof_trace_append(const void *bytes, size_t size);
+/* The program ran out of descriptors: gives back the trace's, closing it as
+ * soon as no append uses it; each append then opens the trace, writes and
+ * closes it, or keeps the records in memory (1 MB) until a descriptor is
+ * free. Returns false if there was none to give back. */
+bool sprof_trace_release_fd(void);
+/* Holds a descriptor on the trace again and writes what waits in memory,
+ * closing spare_fd (if >= 0) to make room when none is free. For the end
+ * of the run, once the timers are stopped. Returns false if it could not. */
+bool sprof_trace_hold_fd(int spare_fd);
+/* In a fork child: forgets what waits in memory (the parent's records) and
+ * the appends that were under way in other threads. */
+void sprof_trace_drop_pending(void);
 
 /* The figures of a SUMMARY record that the counters above do not hold. */
 struct sprof_summary_values {

@@ -38,6 +38,27 @@ int sprof_move_fd_high(int fd);
 int sprof_timer_arm(struct sprof_thread *t, const struct sprof_timer_plan *plan,
                     uint64_t period_ns, int signal_number);
 
+/* The program ran out of descriptors: replaces every thread's perf_event
+ * counter by a CPU-time timer on that thread's clock (one thread may arm
+ * another's), closes the counters, and gives new threads CPU-time timers
+ * from now on. Async-signal-safe; does nothing but the latter while another
+ * thread arms or disarms a timer. Returns the descriptors closed. */
+int sprof_timers_give_back_descriptors(uint64_t period_ns, int signal_number);
+/* Whether t's perf_fd still holds t's counter (the program may have closed
+ * it behind our back, with a raw close system call, and reused the
+ * number). Async-signal-safe. */
+bool sprof_timer_counter_intact(const struct sprof_thread *t);
+/* fd was just given to the program, or found to hold a file of the
+ * program's: if it was the number of a thread's counter, that descriptor
+ * was lost behind our back, and the thread gets a new counter. Cheap for
+ * numbers below every counter's. Async-signal-safe. */
+void sprof_timers_number_taken(int fd, uint64_t period_ns, bool include_kernel,
+                               int signal_number);
+/* Counters re-armed so (for the trace's notice). */
+extern _Atomic uint32_t sprof_counters_rearmed;
+/* In a fork child: forgets a lock the parent's other threads held. */
+void sprof_timers_after_fork_child(void);
+
 /* Stops the calling thread's own timer and releases it. */
 void sprof_timer_disarm(struct sprof_thread *t);
 

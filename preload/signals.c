@@ -1,12 +1,14 @@
-/* Terminating signals and the program's view of dispositions; see
- * signals.h. The interposed sigaction and signal may be called by the
- * program from its own signal handlers, so they take no locks and allocate
- * nothing. on_fatal_signal runs in a signal handler and calls only
+/* Terminating signals, the program's view of dispositions, and of the
+ * sampling signal in its masks; see signals.h. The interposed sigaction,
+ * signal and mask functions may be called by the program from its own
+ * signal handlers, so they take no locks and allocate nothing. on_fatal_signal runs in a signal handler and calls only
  * async-signal-safe code (sprof_stop(true) is). */
 #include "signals.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,10 +29,13 @@ static const int terminating[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, S
                                   SIGBUS,  SIGFPE,  SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE,
                                   SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ, SIGSYS,  SIGVTALRM};
 
+static void resolve_mask_functions(void);
+
 void sprof_signals_init(void)
 {
     if (!real_sigaction)
         real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    resolve_mask_functions();
 }
 
 int sprof_real_sigaction(int signal_number, const struct sigaction *action,
@@ -131,6 +136,222 @@ SPROF_EXPORT int sigaction(int signal_number, const struct sigaction *action,
         return 0;
     }
     return sprof_real_sigaction(signal_number, action, old);
+}
+
+/* --- The sampling signal in the program's signal masks ------------------
+ *
+ * Daemons block every signal in every thread and take the ones they want
+ * with sigwait. Blocking the sampling signal would stop sampling, so while
+ * the program has not taken that signal for itself (no handler of its own),
+ * it is blocked only in the program's view: each thread keeps the bit the
+ * program set, reported back in the old masks, and the real mask leaves the
+ * signal open, except where sprof blocks it itself (the loader's locks).
+ * Waits on a set (sigwait, signalfd) never consume it either. */
+
+static __thread bool sampling_blocked_in_view __attribute__((tls_model("initial-exec")));
+
+typedef int (*sigmask_fn)(int, const sigset_t *, sigset_t *);
+static sigmask_fn real_pthread_sigmask, real_sigprocmask;
+typedef int (*sigwait_fn)(const sigset_t *, int *);
+typedef int (*sigwaitinfo_fn)(const sigset_t *, siginfo_t *);
+typedef int (*sigtimedwait_fn)(const sigset_t *, siginfo_t *, const struct timespec *);
+static sigwait_fn real_sigwait;
+static sigwaitinfo_fn real_sigwaitinfo;
+static sigtimedwait_fn real_sigtimedwait;
+
+static void resolve_mask_functions(void)
+{
+    if (!real_pthread_sigmask)
+        real_pthread_sigmask = (sigmask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
+    if (!real_sigprocmask)
+        real_sigprocmask = (sigmask_fn)dlsym(RTLD_NEXT, "sigprocmask");
+    if (!real_sigwait)
+        real_sigwait = (sigwait_fn)dlsym(RTLD_NEXT, "sigwait");
+    if (!real_sigwaitinfo)
+        real_sigwaitinfo = (sigwaitinfo_fn)dlsym(RTLD_NEXT, "sigwaitinfo");
+    if (!real_sigtimedwait)
+        real_sigtimedwait = (sigtimedwait_fn)dlsym(RTLD_NEXT, "sigtimedwait");
+}
+
+/* Whether the sampling signal's blocking is kept to the program's view. */
+static bool sampling_signal_virtual(void)
+{
+    const struct sigaction *theirs = &sprof_sampler.previous;
+    return atomic_load(&sprof.active) && sprof_sampler.signal_number > 0 &&
+           !(theirs->sa_flags & SA_SIGINFO) &&
+           (theirs->sa_handler == SIG_DFL || theirs->sa_handler == SIG_IGN);
+}
+
+static int real_mask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!real_pthread_sigmask)
+        resolve_mask_functions();
+    return real_pthread_sigmask ? real_pthread_sigmask(how, set, old) : ENOSYS;
+}
+
+void sprof_signals_hold_sampling(sigset_t *saved)
+{
+    sigset_t ours;
+    sigemptyset(&ours);
+    if (sprof_sampler.signal_number > 0)
+        sigaddset(&ours, sprof_sampler.signal_number);
+    real_mask(SIG_BLOCK, &ours, saved);
+}
+
+void sprof_signals_release_sampling(const sigset_t *saved)
+{
+    real_mask(SIG_SETMASK, saved, NULL);
+}
+
+/* The program's mask change, with the sampling signal's bit kept apart. */
+static int change_mask(sigmask_fn fn, int how, const sigset_t *set, sigset_t *old)
+{
+    int signal_number = sprof_sampler.signal_number;
+    if (!sampling_signal_virtual())
+        return fn(how, set, old);
+    bool was_blocked = sampling_blocked_in_view;
+    bool now_blocked = was_blocked;
+    sigset_t adjusted;
+    const sigset_t *passed = set;
+    if (set) {
+        bool member = sigismember(set, signal_number) == 1;
+        if (how == SIG_SETMASK)
+            now_blocked = member;
+        else if (member)
+            now_blocked = how == SIG_BLOCK;
+        /* The real bit is never the program's to change: sprof keeps the
+         * signal open, but blocked where it blocks it itself (around the
+         * loader's locks) and where the kernel does (in sprof's handler,
+         * whose libunwind blocks and restores every signal). */
+        adjusted = *set;
+        sigset_t current;
+        if (how == SIG_SETMASK && fn(SIG_BLOCK, NULL, &current) == 0 &&
+            sigismember(&current, signal_number) == 1)
+            sigaddset(&adjusted, signal_number);
+        else
+            sigdelset(&adjusted, signal_number);
+        passed = &adjusted;
+    }
+    int result = fn(how, passed, old);
+    if (result == 0) {
+        if (old && was_blocked)
+            sigaddset(old, signal_number);
+        else if (old)
+            sigdelset(old, signal_number);
+        if (set)
+            sampling_blocked_in_view = now_blocked;
+    }
+    return result;
+}
+
+SPROF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!real_pthread_sigmask)
+        resolve_mask_functions();
+    if (!real_pthread_sigmask)
+        return ENOSYS;
+    return change_mask(real_pthread_sigmask, how, set, old);
+}
+
+SPROF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!real_sigprocmask)
+        resolve_mask_functions();
+    if (!real_sigprocmask) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return change_mask(real_sigprocmask, how, set, old);
+}
+
+/* A wait set without the sampling signal, unless it is all the set holds
+ * (then the program waits for that signal itself). */
+static const sigset_t *wait_set(const sigset_t *set, sigset_t *adjusted)
+{
+    int signal_number = sprof_sampler.signal_number;
+    if (!set || !sampling_signal_virtual() || sigismember(set, signal_number) != 1)
+        return set;
+    *adjusted = *set;
+    sigdelset(adjusted, signal_number);
+    return sigisemptyset(adjusted) ? set : adjusted;
+}
+
+SPROF_EXPORT int sigwait(const sigset_t *set, int *signal_number)
+{
+    if (!real_sigwait)
+        resolve_mask_functions();
+    sigset_t adjusted;
+    return real_sigwait ? real_sigwait(wait_set(set, &adjusted), signal_number) : ENOSYS;
+}
+
+SPROF_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+    if (!real_sigwaitinfo)
+        resolve_mask_functions();
+    if (!real_sigwaitinfo) {
+        errno = ENOSYS;
+        return -1;
+    }
+    sigset_t adjusted;
+    return real_sigwaitinfo(wait_set(set, &adjusted), info);
+}
+
+SPROF_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info,
+                              const struct timespec *timeout)
+{
+    if (!real_sigtimedwait)
+        resolve_mask_functions();
+    if (!real_sigtimedwait) {
+        errno = ENOSYS;
+        return -1;
+    }
+    sigset_t adjusted;
+    return real_sigtimedwait(wait_set(set, &adjusted), info, timeout);
+}
+
+const sigset_t *sprof_signals_wait_set(const sigset_t *set, sigset_t *adjusted)
+{
+    return wait_set(set, adjusted);
+}
+
+void sprof_signals_thread_start(bool creator_blocked)
+{
+    if (!sampling_signal_virtual())
+        return;
+    int signal_number = sprof_sampler.signal_number;
+    sigset_t current, pending;
+    if (real_mask(SIG_BLOCK, NULL, &current) != 0)
+        return;
+    bool really_blocked = sigismember(&current, signal_number) == 1;
+    sampling_blocked_in_view = creator_blocked || really_blocked;
+    /* One pending from before (a signal no sample sent) would now be
+     * delivered and, at its default action, kill: leave it blocked. */
+    if (really_blocked && sigpending(&pending) == 0 && sigismember(&pending, signal_number) == 1)
+        return;
+    sigset_t ours;
+    sigemptyset(&ours);
+    sigaddset(&ours, signal_number);
+    real_mask(SIG_UNBLOCK, &ours, NULL);
+}
+
+bool sprof_signals_sampling_blocked_in_view(void)
+{
+    return sampling_signal_virtual() && sampling_blocked_in_view;
+}
+
+void sprof_signals_before_exec(sigset_t *saved)
+{
+    /* The new image inherits the mask the program set. */
+    sigset_t ours;
+    sigemptyset(&ours);
+    if (sprof_signals_sampling_blocked_in_view())
+        sigaddset(&ours, sprof_sampler.signal_number);
+    real_mask(SIG_BLOCK, &ours, saved);
+}
+
+void sprof_signals_after_failed_exec(const sigset_t *saved)
+{
+    real_mask(SIG_SETMASK, saved, NULL);
 }
 
 /* glibc's signal() calls its internal sigaction, not the interposed one:

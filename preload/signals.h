@@ -9,6 +9,7 @@
 #define SPROF_SIGNALS_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 /* The real sigaction (found with dlsym at start-up). Async-signal-safe. */
 int sprof_real_sigaction(int signal_number, const struct sigaction *action,
@@ -20,5 +21,24 @@ void sprof_signals_init(void);
 /* Installs the exit-path handlers on the terminating signals the program
  * leaves at their default action. Not signal-safe; call at start-up. */
 void sprof_signals_guard_fatal(void);
+
+/* The sampling signal in the program's masks (signals.c): while the
+ * program has no handler of its own for it, blocking it is kept to the
+ * program's view, and waits on sets leave it out. */
+/* Blocks the sampling signal for real (nests), around code that must not
+ * be sampled: the loader's locks. Async-signal-safe. */
+void sprof_signals_hold_sampling(sigset_t *saved);
+void sprof_signals_release_sampling(const sigset_t *saved);
+/* A new thread (or the first): its view of the signal is its creator's,
+ * or blocked if its real mask blocks it; the real mask then lets it in. */
+void sprof_signals_thread_start(bool creator_blocked);
+/* Whether the calling thread's program view has the signal blocked. */
+bool sprof_signals_sampling_blocked_in_view(void);
+/* The same set without the sampling signal where a wait must leave it out
+ * (adjusted is the storage); for signalfd. */
+const sigset_t *sprof_signals_wait_set(const sigset_t *set, sigset_t *adjusted);
+/* Around exec: the new image gets the mask the program set. */
+void sprof_signals_before_exec(sigset_t *saved);
+void sprof_signals_after_failed_exec(const sigset_t *saved);
 
 #endif

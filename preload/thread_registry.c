@@ -17,6 +17,7 @@
 #include "profiler.h"
 #include "sprof/trace_format.h"
 #include "sample_handler.h"
+#include "signals.h"
 
 __thread struct sprof_thread *sprof_current_thread __attribute__((tls_model("initial-exec")));
 
@@ -259,15 +260,9 @@ void *sprof_start_sampled_thread(void *data)
     /* Programs (liblzma among them) block every signal around
      * pthread_create, so a new thread would start with ours blocked and
      * never be sampled. Unblock the sampling signal alone, unless the
-     * program handles that signal itself. */
-    const struct sigaction *theirs = &sprof_sampler.previous;
-    if (!(theirs->sa_flags & SA_SIGINFO) &&
-        (theirs->sa_handler == SIG_DFL || theirs->sa_handler == SIG_IGN)) {
-        sigset_t ours;
-        sigemptyset(&ours);
-        sigaddset(&ours, sprof_sampler.signal_number);
-        pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
-    }
+     * program handles that signal itself; the program still sees its
+     * creator's mask (signals.c). */
+    sprof_signals_thread_start(info.sampling_blocked);
     sprof_thread_begin();
     return info.start(info.arg);
 }

@@ -40,6 +40,12 @@ struct sprof_thread {
     int perf_fd;               /* -1 when not using perf_event */
     int perf_signal_fd;        /* perf_fd when armed: signals carry it as si_fd
                                   even after the descriptor was moved */
+    uint64_t perf_id;          /* the counter's kernel id, to tell it from a
+                                  file the program has at perf_fd's number
+                                  after closing ours behind our back */
+    void *perf_page;           /* the counter's mapped page, or NULL: keeps
+                                  it counting and signalling if its
+                                  descriptor is closed behind our back */
     bool has_timer;            /* timer_create timer in use */
     timer_t timer;
     uint64_t last_count;       /* perf counter at the previous sample */

@@ -147,6 +147,11 @@ static uint32_t stop_and_write_threads(bool ending)
         if (atomic_load(&t->state) == SPROF_STATE_ACTIVE)
             sprof_timer_stop_remote(t);
     }
+    /* If the program ran out of descriptors, the trace has none of its
+     * own: take one for the end, with libunwind's (no more unwinding now)
+     * if nothing else is free. */
+    if (ending && !sprof_trace_hold_fd(-1))
+        sprof_trace_hold_fd(sprof_fd_guard_take_unwinder_fd());
     uint32_t threads = 0;
     for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
         if (atomic_load(&t->state) != SPROF_STATE_ACTIVE)
@@ -181,14 +186,34 @@ void sprof_trace_finish(void)
     append_summary(threads);
     pthread_mutex_lock(&trace_lock);
     uint32_t without_perf = atomic_load(&sprof_threads_without_perf);
-    if (without_perf) {
-        char text[200];
-        snprintf(text, sizeof text,
+    uint64_t pressure_ns = atomic_load(&sprof_fd_pressure_ns);
+    if (without_perf || pressure_ns) {
+        char text[400] = "";
+        if (pressure_ns)
+            snprintf(text, sizeof text,
+                     "the program ran out of file descriptors (EMFILE) %.3f s into the run: "
+                     "sprof gave its own back (perf_event counters replaced by CPU-time timers, "
+                     "the trace opened for each write); ",
+                     (double)(pressure_ns - 1) / 1e9);
+        size_t used = strlen(text);
+        snprintf(text + used, sizeof text - used,
                  "%u threads were sampled with CPU-time timers (tick rate) instead of perf_event, "
                  "to leave the program its file descriptors",
                  without_perf);
         sprof_encoder_begin_record(&encoder, SPROF_REC_NOTICE);
         sprof_encoder_u32(&encoder, SPROF_NOTICE_TIMER_FALLBACK);
+        sprof_encoder_string(&encoder, text);
+        sprof_encoder_end_record(&encoder);
+    }
+    uint32_t rearmed = atomic_load(&sprof_counters_rearmed);
+    if (rearmed) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "the program closed %u perf_event descriptors of sprof's behind its back (a raw "
+                 "close system call); their threads were given new ones",
+                 rearmed);
+        sprof_encoder_begin_record(&encoder, SPROF_REC_NOTICE);
+        sprof_encoder_u32(&encoder, SPROF_NOTICE_INFO);
         sprof_encoder_string(&encoder, text);
         sprof_encoder_end_record(&encoder);
     }
@@ -262,6 +287,7 @@ void sprof_trace_after_fork_child(void)
 {
     pthread_mutex_init(&trace_lock, NULL);
     close_trace();
+    sprof_trace_drop_pending();
     encoder.size = 0;
     sprof_module_list_free(&modules);
     atomic_store(&sprof_total_samples, 0);
