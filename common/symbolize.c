@@ -31,6 +31,9 @@ struct module_symbols {
     Dwfl_Module *module;
     struct function_symbol *symbols;
     size_t count;
+    /* Its unwind table, located on the first address it must name. */
+    enum { UNWIND_UNKNOWN, UNWIND_READY, UNWIND_NONE } unwind_state;
+    struct sprof_unwind_table unwind;
 };
 
 struct sprof_symbolizer {
@@ -264,6 +267,7 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
     m->module = mod;
     m->symbols = NULL;
     m->count = 0;
+    m->unwind_state = UNWIND_UNKNOWN;
     int total = dwfl_module_getsymtab(mod);
     if (total <= 0)
         return m;
@@ -321,10 +325,18 @@ static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod,
 static const char *unnamed_function(struct sprof_symbolizer *s, Dwfl_Module *mod,
                                     uint64_t address)
 {
+    struct module_symbols *m = module_symbols(s, mod);
+    if (!m)
+        return NULL;
     GElf_Addr bias;
     Elf *elf = dwfl_module_getelf(mod, &bias);
+    if (!elf)
+        return NULL;
+    if (m->unwind_state == UNWIND_UNKNOWN)
+        m->unwind_state = sprof_unwind_table_open(elf, &m->unwind) ? UNWIND_READY : UNWIND_NONE;
     uint64_t start, end;
-    if (!elf || !sprof_unwind_table_function(elf, address - bias, &start, &end))
+    if (m->unwind_state != UNWIND_READY ||
+        !sprof_unwind_table_find(&m->unwind, address - bias, &start, &end))
         return NULL;
     const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     const char *slash = module ? strrchr(module, '/') : NULL;
