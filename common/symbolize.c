@@ -253,6 +253,44 @@ static int compare_symbols(const void *left, const void *right)
     return a->end > b->end ? -1 : a->end < b->end;
 }
 
+static bool symbol_before(const struct function_symbol *a, const struct function_symbol *b)
+{
+    return a->start < b->start || (a->start == b->start && a->end > b->end);
+}
+
+/* Sorts by compare_symbols' order, stably, as qsort did: a merge sort with
+ * the comparison inlined, because qsort's call per comparison was half of
+ * a gcc process's exit (25 million instructions for cc1's 30,000 dynamic
+ * symbols). */
+static void sort_symbols(struct function_symbol *symbols, size_t count)
+{
+    struct function_symbol *spare = malloc(count * sizeof *spare);
+    if (!spare) {
+        qsort(symbols, count, sizeof *symbols, compare_symbols);
+        return;
+    }
+    struct function_symbol *from = symbols, *to = spare;
+    for (size_t width = 1; width < count; width *= 2) {
+        for (size_t left = 0; left < count; left += 2 * width) {
+            size_t middle = left + width < count ? left + width : count;
+            size_t right = middle + width < count ? middle + width : count;
+            size_t i = left, j = middle, k = left;
+            while (i < middle && j < right)
+                to[k++] = symbol_before(&from[j], &from[i]) ? from[j++] : from[i++];
+            while (i < middle)
+                to[k++] = from[i++];
+            while (j < right)
+                to[k++] = from[j++];
+        }
+        struct function_symbol *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != symbols)
+        memcpy(symbols, from, count * sizeof *symbols);
+    free(spare);
+}
+
 static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Module *mod)
 {
     for (size_t i = 0; i < s->module_count; i++) {
@@ -284,7 +322,7 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
             continue;
         m->symbols[m->count++] = (struct function_symbol){address, address + sym.st_size, name};
     }
-    qsort(m->symbols, m->count, sizeof *m->symbols, compare_symbols);
+    sort_symbols(m->symbols, m->count);
     /* A sizeless function ends where the next one starts. */
     for (size_t i = 0; i + 1 < m->count; i++) {
         if (m->symbols[i].end == m->symbols[i].start)
