@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,10 +28,74 @@ static const int terminating[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, S
                                   SIGBUS,  SIGFPE,  SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE,
                                   SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ, SIGSYS,  SIGVTALRM};
 
+/* What the unwinding window blocks: every signal but the synchronous
+ * faults. Set once by sprof_signals_init, before any sample. */
+static sigset_t window_mask;
+static volatile sig_atomic_t window_mask_ready;
+/* Whether this thread is inside the unwinding window. */
+static __thread volatile sig_atomic_t in_window __attribute__((tls_model("initial-exec")));
+
 void sprof_signals_init(void)
 {
     if (!real_sigaction)
         real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    if (!window_mask_ready) {
+        sigfillset(&window_mask);
+        static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+        for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+            sigdelset(&window_mask, faults[i]);
+        window_mask_ready = 1;
+    }
+}
+
+void sprof_signals_unwind_begin(sigset_t *saved)
+{
+    if (!window_mask_ready || pthread_sigmask(SIG_BLOCK, &window_mask, saved) != 0) {
+        sigemptyset(saved);
+        return;
+    }
+    in_window = 1;
+}
+
+void sprof_signals_unwind_end(const sigset_t *saved)
+{
+    if (!in_window)
+        return;
+    in_window = 0;
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+/* Whether set blocks at least every signal of the window's mask. */
+static bool blocks_window(const sigset_t *set)
+{
+    const unsigned long *words = (const unsigned long *)(const void *)set;
+    const unsigned long *mask = (const unsigned long *)(const void *)&window_mask;
+    for (size_t i = 0; i < sizeof(sigset_t) / sizeof(unsigned long); i++) {
+        if ((words[i] & mask[i]) != mask[i])
+            return false;
+    }
+    return true;
+}
+
+/* Async-signal-safe. Outside the unwinding window, glibc's sigprocmask
+ * exactly (it is pthread_sigmask with errno). Inside it, a request to block
+ * at least what the window blocks (libunwind's full mask around its locks,
+ * and its restoring of the mask we report) changes nothing, so it is
+ * answered without the system call: the old mask reported is the window's,
+ * which libunwind then sets back. */
+SPROF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (in_window && how == SIG_SETMASK && set && blocks_window(set)) {
+        if (old)
+            *old = window_mask;
+        return 0;
+    }
+    int error = pthread_sigmask(how, set, old);
+    if (error != 0) {
+        errno = error;
+        return -1;
+    }
+    return 0;
 }
 
 int sprof_real_sigaction(int signal_number, const struct sigaction *action,
