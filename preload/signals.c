@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,16 +66,23 @@ void sprof_signals_unwind_end(const sigset_t *saved)
     pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
+/* The kernel's mask is the first _NSIG - 1 bits of a sigset_t: glibc
+ * passes it only those bytes, and writes only those of an old mask. */
+#define KERNEL_MASK_BYTES ((_NSIG - 1) / 8)
+_Static_assert(KERNEL_MASK_BYTES == sizeof(uint64_t), "a 64-signal kernel mask");
+
+static uint64_t kernel_mask(const sigset_t *set)
+{
+    uint64_t mask;
+    memcpy(&mask, set, sizeof mask);
+    return mask;
+}
+
 /* Whether set blocks at least every signal of the window's mask. */
 static bool blocks_window(const sigset_t *set)
 {
-    const unsigned long *words = (const unsigned long *)(const void *)set;
-    const unsigned long *mask = (const unsigned long *)(const void *)&window_mask;
-    for (size_t i = 0; i < sizeof(sigset_t) / sizeof(unsigned long); i++) {
-        if ((words[i] & mask[i]) != mask[i])
-            return false;
-    }
-    return true;
+    uint64_t window = kernel_mask(&window_mask);
+    return (kernel_mask(set) & window) == window;
 }
 
 /* Async-signal-safe. Outside the unwinding window, glibc's sigprocmask
@@ -87,7 +95,7 @@ SPROF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
     if (in_window && how == SIG_SETMASK && set && blocks_window(set)) {
         if (old)
-            *old = window_mask;
+            memcpy(old, &window_mask, KERNEL_MASK_BYTES);
         return 0;
     }
     int error = pthread_sigmask(how, set, old);
