@@ -14,9 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include "sample_handler.h"
 #include "signals.h"
 
@@ -27,9 +24,6 @@
 /* How long a thread's samples may wait in its buffer before being written;
  * bounds what a SIGKILL loses. */
 #define SPROF_FLUSH_INTERVAL_NS (100u * 1000u * 1000u)
-
-/* Entries of libunwind's register-state cache (a power of two). */
-#define UNWIND_CACHE_ENTRIES 4096
 
 struct sprof_profiler sprof;
 
@@ -238,15 +232,6 @@ __attribute__((constructor)) static void sprof_start(void)
      * the program's close-everything loops off it. */
     unsigned char before[MAX_WATCHED_FD / 8];
     list_open_fds(before);
-    /* libunwind keeps the register rules it parsed for 128 addresses by
-     * default; when its fast path falls back to stepping, a program with
-     * much code (gcc's cc1) has long left those behind. libunwind 1.6
-     * ignores a size set before its cache exists (its first unwind), so
-     * unwind once first; both before any timer runs, so the cache is
-     * allocated here, never in the handler. */
-    void *first_frame[1];
-    unw_backtrace(first_frame, 1);
-    unw_set_cache_size(unw_local_addr_space, UNWIND_CACHE_ENTRIES, 0);
     sprof_thread_begin();
     protect_new_pipes(before);
 
