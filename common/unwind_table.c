@@ -175,7 +175,7 @@ static bool fde_range(const struct section *eh_frame, uint64_t fde_address, uint
     return c.ok && range > 0;
 }
 
-bool sprof_unwind_table_function(Elf *elf, uint64_t address, uint64_t *start, uint64_t *end)
+bool sprof_unwind_table_open(Elf *elf, struct sprof_unwind_table *table)
 {
     struct section hdr, eh_frame;
     if (!find_section(elf, ".eh_frame_hdr", &hdr) || !find_section(elf, ".eh_frame", &eh_frame))
@@ -193,20 +193,43 @@ bool sprof_unwind_table_function(Elf *elf, uint64_t address, uint64_t *start, ui
     uint64_t count = read_encoded(&c, count_encoding, hdr.address + 8, hdr.address);
     if (!c.ok || count == 0 || count > (uint64_t)(c.end - c.at) / 8)
         return false;
-    const uint8_t *table = c.at;
+    *table = (struct sprof_unwind_table){
+        .table = c.at,
+        .count = count,
+        .hdr_address = hdr.address,
+        .eh_frame = eh_frame.data,
+        .eh_frame_size = eh_frame.size,
+        .eh_frame_address = eh_frame.address,
+    };
+    return true;
+}
+
+static uint64_t table_word(const struct sprof_unwind_table *table, uint64_t index, int word)
+{
+    struct cursor e = {table->table + 8 * index + 4 * word, table->table + 8 * table->count, true};
+    return table->hdr_address + (uint64_t)(int64_t)(int32_t)read_bytes(&e, 4);
+}
+
+bool sprof_unwind_table_find(const struct sprof_unwind_table *table, uint64_t address,
+                             uint64_t *start, uint64_t *end)
+{
     /* The last entry whose initial location is <= address. */
-    uint64_t low = 0, high = count;
+    uint64_t low = 0, high = table->count;
     while (high - low > 1) {
         uint64_t middle = low + (high - low) / 2;
-        struct cursor e = {table + 8 * middle, c.end, true};
-        uint64_t location = hdr.address + (uint64_t)(int64_t)(int32_t)read_bytes(&e, 4);
-        if (location <= address)
+        if (table_word(table, middle, 0) <= address)
             low = middle;
         else
             high = middle;
     }
-    struct cursor e = {table + 8 * low, c.end, true};
-    read_bytes(&e, 4);
-    uint64_t fde = hdr.address + (uint64_t)(int64_t)(int32_t)read_bytes(&e, 4);
-    return e.ok && fde_range(&eh_frame, fde, start, end) && *start <= address && address < *end;
+    uint64_t fde = table_word(table, low, 1);
+    struct section eh_frame = {table->eh_frame, table->eh_frame_size, table->eh_frame_address};
+    return fde_range(&eh_frame, fde, start, end) && *start <= address && address < *end;
+}
+
+bool sprof_unwind_table_function(Elf *elf, uint64_t address, uint64_t *start, uint64_t *end)
+{
+    struct sprof_unwind_table table;
+    return sprof_unwind_table_open(elf, &table) &&
+           sprof_unwind_table_find(&table, address, start, end);
 }

@@ -602,6 +602,11 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
 {
     void **frames = t->scratch_frames;
     int wanted = (int)max_depth + HANDLER_FRAMES_MAX + 1;
+    /* libunwind blocks all signals around each of its locks, with two
+     * system calls each time, several times per frame it has not cached:
+     * block them once for the whole unwind instead (signals.h). */
+    sigset_t saved_mask;
+    sprof_signals_unwind_begin(&saved_mask);
     int count = unw_backtrace(frames, wanted);
     uint64_t pc = interrupted_pc(uc);
     int start = -1;
@@ -626,6 +631,7 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
             depth = 1;
         }
     }
+    sprof_signals_unwind_end(&saved_mask);
     for (uint32_t i = 1; i < depth; i++) {
         if (pcs[i] != 0)
             pcs[i] -= 1;

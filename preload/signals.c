@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,12 +31,79 @@ static const int terminating[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, S
                                   SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ, SIGSYS,  SIGVTALRM};
 
 static void resolve_mask_functions(void);
+static int real_mask(int how, const sigset_t *set, sigset_t *old);
+
+/* What the unwinding window blocks: every signal but the synchronous
+ * faults. Set once by sprof_signals_init, before any sample. */
+static sigset_t window_mask;
+static volatile sig_atomic_t window_mask_ready;
+/* Whether this thread is inside the unwinding window. */
+static __thread volatile sig_atomic_t in_window __attribute__((tls_model("initial-exec")));
 
 void sprof_signals_init(void)
 {
     if (!real_sigaction)
         real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
     resolve_mask_functions();
+    if (!window_mask_ready) {
+        sigfillset(&window_mask);
+        static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+        for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+            sigdelset(&window_mask, faults[i]);
+        window_mask_ready = 1;
+    }
+}
+
+void sprof_signals_unwind_begin(sigset_t *saved)
+{
+    if (!window_mask_ready || real_mask(SIG_BLOCK, &window_mask, saved) != 0) {
+        sigemptyset(saved);
+        return;
+    }
+    in_window = 1;
+}
+
+void sprof_signals_unwind_end(const sigset_t *saved)
+{
+    if (!in_window)
+        return;
+    in_window = 0;
+    real_mask(SIG_SETMASK, saved, NULL);
+}
+
+/* The kernel's mask is the first _NSIG - 1 bits of a sigset_t: glibc
+ * passes it only those bytes, and writes only those of an old mask. */
+#define KERNEL_MASK_BYTES ((_NSIG - 1) / 8)
+_Static_assert(KERNEL_MASK_BYTES == sizeof(uint64_t), "a 64-signal kernel mask");
+
+static uint64_t kernel_mask(const sigset_t *set)
+{
+    uint64_t mask;
+    memcpy(&mask, set, sizeof mask);
+    return mask;
+}
+
+/* Whether set blocks at least every signal of the window's mask. */
+static bool blocks_window(const sigset_t *set)
+{
+    uint64_t window = kernel_mask(&window_mask);
+    return (kernel_mask(set) & window) == window;
+}
+
+/* Inside the unwinding window, a request to block at least what the window
+ * blocks (libunwind's full mask around its locks, and its restoring of the
+ * mask reported) changes nothing, so it is answered without the system
+ * call: the old mask reported is the window's, which libunwind then sets
+ * back. Async-signal-safe. */
+static bool answered_in_window(int how, const sigset_t *set, sigset_t *old)
+{
+    if (!in_window || how != SIG_SETMASK || !set || !blocks_window(set))
+        return false;
+    if (old)
+        memcpy(old, &window_mask, KERNEL_MASK_BYTES);
+    return true;
+}
+
 }
 
 int sprof_real_sigaction(int signal_number, const struct sigaction *action,
@@ -246,6 +314,8 @@ static int change_mask(sigmask_fn fn, int how, const sigset_t *set, sigset_t *ol
 
 SPROF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
+    if (answered_in_window(how, set, old))
+        return 0;
     if (!real_pthread_sigmask)
         resolve_mask_functions();
     if (!real_pthread_sigmask)
@@ -255,6 +325,8 @@ SPROF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 
 SPROF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
+    if (answered_in_window(how, set, old))
+        return 0;
     if (!real_sigprocmask)
         resolve_mask_functions();
     if (!real_sigprocmask) {

@@ -41,4 +41,15 @@ const sigset_t *sprof_signals_wait_set(const sigset_t *set, sigset_t *adjusted);
 void sprof_signals_before_exec(sigset_t *saved);
 void sprof_signals_after_failed_exec(const sigset_t *saved);
 
+/* The unwinding window, around each unwind in the sampling handler. Both
+ * async-signal-safe. Begin blocks every signal but the synchronous faults
+ * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS: a fault while
+ * unwinding still reaches sprof's exit path), saving the mask in *saved;
+ * end restores it. Inside the window libunwind's own calls that block every
+ * signal around its locks (rt_sigprocmask twice per lock, about 1.2 us each
+ * on this VM; 24 per sample on gcc's cc1) change nothing, and the
+ * interposed sigprocmask answers them without a system call. */
+void sprof_signals_unwind_begin(sigset_t *saved);
+void sprof_signals_unwind_end(const sigset_t *saved);
+
 #endif

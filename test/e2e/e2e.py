@@ -625,6 +625,19 @@ def program_signals(env):
 
 
 @test
+def program_sigmask(env):
+    """The interposed sigprocmask answers the program as glibc's does (old
+    masks, blocking, EINVAL), while samples land between its calls."""
+    plain = env.run([env.program("sigmask")], profile=False)
+    check(plain.returncode == 0, f"the check fails without the profiler: {plain.stderr}")
+    profiled = env.run([env.program("sigmask")], trace="mask.bin",
+                       extra_env={"SPROF_QUIET": "1", "SPROF_FREQ": "4000"})
+    print(f"  without: {plain.stdout.split()}  with: {profiled.stdout.split()}")
+    check(profiled.returncode == 0, f"under the profiler: {profiled.stderr.strip()}")
+    check(int(env.summary("mask.bin")["samples"]) > 100, "sprof took no samples meanwhile")
+
+
+@test
 def small_altstack(env):
     """A sample that arrives while the program's handler runs on a small
     alternate stack must not overflow it (CPython with -X faulthandler
