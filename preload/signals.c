@@ -104,8 +104,6 @@ static bool answered_in_window(int how, const sigset_t *set, sigset_t *old)
     return true;
 }
 
-}
-
 int sprof_real_sigaction(int signal_number, const struct sigaction *action,
                          struct sigaction *old)
 {
