@@ -145,15 +145,14 @@ FINDINGS = {
     "gcc -O2":
         "callgrind and strace on cc1 under sprof (when this harness was written): unw_backtrace "
         "caches unwinding per instruction address, and cc1's samples keep reaching new "
-        "addresses in its 33 MB of code, so most frames take libunwind's full DWARF step "
-        "(about 11,000 instructions per sample in the handler, against 2,000 on a steady "
-        "10-frame stack; neither libunwind's API nor Debian's build has a setting that makes "
-        "it cheaper: a larger cache cost more time than it saved); libunwind also blocked all "
-        "signals around each of its locks, 22 system calls a sample, now answered without the "
-        "kernel inside one window per unwind (2 a sample); and each cc1 process names its "
-        "addresses at exit from the unwind tables since cc1 is stripped (82 million "
-        "instructions at each exit, down from 128 million once each module's table is located "
-        "once and its symbols sorted without a call per comparison)",
+        "addresses in its 33 MB of code, so most frames take libunwind's full DWARF step, "
+        "several times the instructions of a sample on a steady stack (neither libunwind's API "
+        "nor Debian's build has a setting that makes it cheaper: a larger cache cost more time "
+        "than it saved); libunwind also blocked all signals around each of its locks, about "
+        "twenty system calls a sample, now answered without the kernel inside one window per "
+        "unwind (two a sample); and each cc1 process names its addresses at exit from the "
+        "unwind tables since cc1 is stripped (its exit now locates each module's table once "
+        "and sorts symbols without a call per comparison, about a third fewer instructions)",
     "xz -T2":
         "liblzma creates its worker threads with every signal blocked (it blocks them all "
         "around pthread_create), so neither sprof nor the floor can sample them: the two compare "
