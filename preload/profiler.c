@@ -234,7 +234,9 @@ __attribute__((constructor)) static void sprof_start(void)
     unsigned char before[MAX_WATCHED_FD / 8];
     list_open_fds(before);
     sprof_signals_thread_start(false);
+    sprof_fd_budget_place_unwinder_pipe(true);
     sprof_thread_begin();
+    sprof_fd_budget_place_unwinder_pipe(false);
     protect_new_pipes(before);
 
     if (sprof.settings.warnings[0]) {
