@@ -8,12 +8,10 @@
  * What sprof keeps: libunwind's memory-validation pipe (two descriptors,
  * opened at its first unwind and held in libunwind's own variables; closing
  * it would let libunwind read from and write to whatever file the program
- * opens at those numbers). It is placed out of the program's way when made:
- * above the soft RLIMIT_NOFILE where the hard limit leaves room (the soft
- * limit is raised for the move only; a descriptor above the limit stays
- * valid and counts against nothing), else at the limit's last two numbers,
- * which only a program that uses its whole limit without lowering it
- * reaches.
+ * opens at those numbers). It is placed out of the program's way when made,
+ * at the soft RLIMIT_NOFILE's last two numbers: only a program that uses
+ * its whole limit without lowering it reaches them. (Not above the limit:
+ * programs such as CPython's subprocess check that nothing is open there.)
  *
  * glibc's stdio, dirent and temporary-file functions open descriptors
  * through libc-internal calls that no interposed open sees, so they are
@@ -264,16 +262,6 @@ int sprof_fd_place_out_of_budget(int fd, int from_top)
         return fd;
     int soft = (int)limit.rlim_cur;
     long moved = -1;
-    if (limit.rlim_max == RLIM_INFINITY || limit.rlim_max > limit.rlim_cur) {
-        struct rlimit wider = limit;
-        wider.rlim_cur = limit.rlim_cur + 8;
-        if (limit.rlim_max != RLIM_INFINITY && wider.rlim_cur > limit.rlim_max)
-            wider.rlim_cur = limit.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &wider) == 0) {
-            moved = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, soft);
-            setrlimit(RLIMIT_NOFILE, &limit);
-        }
-    }
     if (moved < 0)
         moved = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, soft - from_top);
     if (moved < 0)

@@ -233,7 +233,8 @@ __attribute__((constructor)) static void sprof_start(void)
      * the program's close-everything loops off it. */
     unsigned char before[MAX_WATCHED_FD / 8];
     list_open_fds(before);
-    sprof_signals_thread_start(false);
+    if (sprof.settings.unblock)
+        sprof_signals_thread_start(false);
     sprof_fd_budget_place_unwinder_pipe(true);
     sprof_thread_begin();
     sprof_fd_budget_place_unwinder_pipe(false);

@@ -101,11 +101,9 @@ void sprof_fd_budget_init(void);
 /* After the program's EMFILE: gives back the descriptors sprof can do
  * without. Returns whether it gave any. Async-signal-safe. */
 bool sprof_fd_budget_give_back(void);
-/* fd moved where the program's descriptor budget does not count it: above
- * the soft RLIMIT_NOFILE where the hard limit leaves room (the soft limit
- * is raised for the move only), else from from_top numbers below the soft
- * limit upwards, the last numbers a program reaches. Returns the new
- * descriptor, or fd itself if it cannot be moved. Raw system calls. */
+/* fd moved out of the program's way: from from_top numbers below the soft
+ * RLIMIT_NOFILE upwards, the last numbers a program reaches. Returns the
+ * new descriptor, or fd itself if it cannot be moved. Raw system calls. */
 int sprof_fd_place_out_of_budget(int fd, int from_top);
 /* Whether fd is below the current soft RLIMIT_NOFILE, where giving it back
  * gives the program a descriptor. Async-signal-safe. */

@@ -125,4 +125,5 @@ void sprof_settings_read(struct sprof_settings *s, const char *output_base)
     read_signal(s);
     read_bool(s, "SPROF_CHILDREN", &s->children);
     read_bool(s, "SPROF_KERNEL", &s->kernel);
+    read_bool(s, "SPROF_UNBLOCK", &s->unblock);
 }

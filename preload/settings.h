@@ -22,6 +22,8 @@ struct sprof_settings {
     int signal_number;          /* SPROF_SIGNAL */
     bool children;              /* SPROF_CHILDREN */
     bool kernel;                /* SPROF_KERNEL: sample system calls too */
+    bool unblock;               /* SPROF_UNBLOCK: sample threads that block the
+                                   sampling signal (signals.c) */
     char warnings[1024];        /* bad values, for one line on stderr */
 };
 

@@ -243,7 +243,8 @@ static void resolve_mask_functions(void)
 static bool sampling_signal_virtual(void)
 {
     const struct sigaction *theirs = &sprof_sampler.previous;
-    return atomic_load(&sprof.active) && sprof_sampler.signal_number > 0 &&
+    return sprof.settings.unblock && atomic_load(&sprof.active) &&
+           sprof_sampler.signal_number > 0 &&
            !(theirs->sa_flags & SA_SIGINFO) &&
            (theirs->sa_handler == SIG_DFL || theirs->sa_handler == SIG_IGN);
 }
@@ -386,9 +387,22 @@ const sigset_t *sprof_signals_wait_set(const sigset_t *set, sigset_t *adjusted)
 
 void sprof_signals_thread_start(bool creator_blocked)
 {
-    if (!sampling_signal_virtual())
-        return;
     int signal_number = sprof_sampler.signal_number;
+    if (!sampling_signal_virtual()) {
+        /* Programs (liblzma among them) block every signal around
+         * pthread_create, so a new thread would start with ours blocked and
+         * never be sampled: unblock it alone, at the start, unless the
+         * program handles that signal itself. */
+        const struct sigaction *theirs = &sprof_sampler.previous;
+        if (signal_number > 0 && !(theirs->sa_flags & SA_SIGINFO) &&
+            (theirs->sa_handler == SIG_DFL || theirs->sa_handler == SIG_IGN)) {
+            sigset_t ours;
+            sigemptyset(&ours);
+            sigaddset(&ours, signal_number);
+            real_mask(SIG_UNBLOCK, &ours, NULL);
+        }
+        return;
+    }
     sigset_t current, pending;
     if (real_mask(SIG_BLOCK, NULL, &current) != 0)
         return;

@@ -703,8 +703,8 @@ def thread_churn(env):
 
 
 # Descriptors sprof keeps within the program's budget however short it
-# runs: none. libunwind's memory-validation pipe sits above the soft limit,
-# or at its last two numbers, above the limits these programs set
+# runs: none. libunwind's memory-validation pipe sits at the starting soft
+# limit's last two numbers, above the limits these programs set
 # (preload/fd_budget.c says why).
 SPROF_KEPT_DESCRIPTORS = 0
 
@@ -752,8 +752,7 @@ def fd_budget(env):
                   f"{kind}: the notice does not count 5 threads: {table[:2000]}")
     check_completeness(env, "fds-open.bin", limit=0.1)
 
-    # Started with room between the soft and the hard limit (most systems'
-    # default), sprof's descriptors sit above the soft limit instead.
+    # Started with a soft limit below the hard one (most systems' default).
     import resource
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     soft = 1024 if hard == resource.RLIM_INFINITY else min(1024, hard // 2)
@@ -828,7 +827,7 @@ def all_signals_blocked(env):
     sigwait gets the program's signals only: the output is the same."""
     plain = run_ok(env, [env.program("sigblocker")], profile=False).stdout
     result = run_ok(env, [env.program("sigblocker")], trace="sigblocker.bin",
-                    extra_env={"SPROF_QUIET": "1"})
+                    extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})
     print(f"  {result.stdout.strip()}")
     check(plain.startswith("SIGPROF blocked: before 0, main 1, workers 1 1 1, after unblocking 0, "
                            "after blocking 1; sigwait took User defined signal 1 and Terminated"),
