@@ -8,10 +8,7 @@
  * What sprof keeps: libunwind's memory-validation pipe (two descriptors,
  * opened at its first unwind and held in libunwind's own variables; closing
  * it would let libunwind read from and write to whatever file the program
- * opens at those numbers). It is placed out of the program's way when made,
- * at the soft RLIMIT_NOFILE's last two numbers: only a program that uses
- * its whole limit without lowering it reaches them. (Not above the limit:
- * programs such as CPython's subprocess check that nothing is open there.)
+ * opens at those numbers).
  *
  * glibc's stdio, dirent and temporary-file functions open descriptors
  * through libc-internal calls that no interposed open sees, so they are
@@ -51,10 +48,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <limits.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -245,50 +239,8 @@ SPROF_EXPORT int pipe(int fds[2])
     PAIR_CALL(REAL(pipe)(fds), fds);
 }
 
-/* Set around sprof's own first unwind (profiler.c), in which libunwind
- * makes its pipe, before the program runs any code of its own. */
-static bool placing_unwinder_pipe;
-
-void sprof_fd_budget_place_unwinder_pipe(bool placing)
-{
-    placing_unwinder_pipe = placing;
-}
-
-int sprof_fd_place_out_of_budget(int fd, int from_top)
-{
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
-        limit.rlim_cur < 16 || limit.rlim_cur > INT_MAX - 16)
-        return fd;
-    int soft = (int)limit.rlim_cur;
-    long moved = -1;
-    if (moved < 0)
-        moved = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, soft - from_top);
-    if (moved < 0)
-        return fd;
-    syscall(SYS_close, fd);
-    return (int)moved;
-}
-
-bool sprof_fd_in_budget(int fd)
-{
-    struct rlimit limit;
-    return getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
-           (rlim_t)fd < limit.rlim_cur;
-}
-
 SPROF_EXPORT int pipe2(int fds[2], int flags)
 {
-    if (placing_unwinder_pipe) {
-        int result = REAL(pipe2)(fds, flags);
-        if (result == 0) {
-            for (int i = 0; i < 2; i++) {
-                fds[i] = sprof_fd_place_out_of_budget(fds[i], 2);
-                sprof_fd_guard_protect(fds[i]);
-            }
-        }
-        return result;
-    }
     PAIR_CALL(REAL(pipe2)(fds, flags), fds);
 }
 

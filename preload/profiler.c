@@ -235,9 +235,7 @@ __attribute__((constructor)) static void sprof_start(void)
     list_open_fds(before);
     if (sprof.settings.unblock)
         sprof_signals_thread_start(false);
-    sprof_fd_budget_place_unwinder_pipe(true);
     sprof_thread_begin();
-    sprof_fd_budget_place_unwinder_pipe(false);
     protect_new_pipes(before);
 
     if (sprof.settings.warnings[0]) {

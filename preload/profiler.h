@@ -101,16 +101,6 @@ void sprof_fd_budget_init(void);
 /* After the program's EMFILE: gives back the descriptors sprof can do
  * without. Returns whether it gave any. Async-signal-safe. */
 bool sprof_fd_budget_give_back(void);
-/* fd moved out of the program's way: from from_top numbers below the soft
- * RLIMIT_NOFILE upwards, the last numbers a program reaches. Returns the
- * new descriptor, or fd itself if it cannot be moved. Raw system calls. */
-int sprof_fd_place_out_of_budget(int fd, int from_top);
-/* Whether fd is below the current soft RLIMIT_NOFILE, where giving it back
- * gives the program a descriptor. Async-signal-safe. */
-bool sprof_fd_in_budget(int fd);
-/* While set, the pipe libunwind makes (at sprof's first unwind) is placed
- * out of the program's descriptor budget and guarded. Start-up only. */
-void sprof_fd_budget_place_unwinder_pipe(bool placing);
 /* When that first happened, in ns since the start plus one; 0 if never. */
 extern _Atomic uint64_t sprof_fd_pressure_ns;
 void sprof_interposed_init(void);

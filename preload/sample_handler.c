@@ -6,8 +6,7 @@
  * malloc, inside the dynamic loader, inside locks. So it may call only:
  *   - async-signal-safe system calls: read, write, open, close, fstat,
  *     fcntl, clock_gettime, getpid, sigaction, sigaltstack, raise; and
- *     the plain system calls mprotect, to grow the frame tree's memory,
- *     and getrlimit;
+ *     mprotect, a plain system call, to grow the frame tree's memory;
  *   - libunwind's local unwinding (unw_backtrace, unw_init_local2,
  *     unw_step, unw_get_reg), which allocates nothing once warmed up;
  *   - lock-free atomics.
@@ -28,7 +27,6 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-#include "profiler.h"
 #include "signals.h"
 #include "sprof/trace_format.h"
 #include "varint.h"
@@ -207,9 +205,7 @@ bool sprof_trace_append(const void *bytes, size_t size)
 bool sprof_trace_release_fd(void)
 {
     int fd = atomic_load(&sprof_sampler.trace_fd);
-    /* One above the program's limit takes nothing from it: kept. */
-    if (fd < 0 || !sprof_fd_in_budget(fd) ||
-        !atomic_compare_exchange_strong(&sprof_sampler.trace_fd, &fd, TRACE_PER_APPEND))
+    if (fd < 0 || !atomic_compare_exchange_strong(&sprof_sampler.trace_fd, &fd, TRACE_PER_APPEND))
         return false;
     atomic_store(&retired_trace_fd, fd);
     if (atomic_load(&appends_in_flight) == 0)

@@ -86,9 +86,7 @@ int sprof_trace_open(const char *path, const char *settings_warnings)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return errno;
-    /* Out of the program's descriptor budget where the limits allow; it
-     * is given back under pressure only when it is in the budget. */
-    fd = sprof_fd_place_out_of_budget(fd, 8);
+    fd = sprof_move_fd_high(fd);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int error = errno;
