@@ -282,6 +282,19 @@ static bool read_string(struct trace_file *f, struct sprof_decoder *dec)
     return id && sprof_map_put(&f->string_ids, trace_id, id);
 }
 
+/* What address means, unless it was defined already: the first
+ * definition stands. False when out of memory. */
+static bool add_symbol(struct trace_file *f, uint64_t address, struct loaded_symbol s)
+{
+    uint32_t existing;
+    if (sprof_map_get(&f->symbol_by_address, address, &existing))
+        return true;
+    if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
+        return false;
+    f->symbols[f->symbol_count] = s;
+    return sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
+}
+
 static bool read_symbol(struct trace_file *f, struct sprof_decoder *dec)
 {
     uint64_t address = sprof_decoder_u64(dec);
@@ -303,13 +316,7 @@ static bool read_symbol(struct trace_file *f, struct sprof_decoder *dec)
             return false;
         f->frames[f->frame_count++] = frame;
     }
-    uint32_t existing;
-    if (sprof_map_get(&f->symbol_by_address, address, &existing))
-        return true; /* the first definition stands */
-    if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
-        return false;
-    f->symbols[f->symbol_count] = s;
-    return sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
+    return add_symbol(f, address, s);
 }
 
 static bool read_chain(struct trace_file *f, struct sprof_decoder *dec)
@@ -353,15 +360,7 @@ static bool read_address_names(struct trace_file *f, struct sprof_decoder *dec)
         struct loaded_symbol chain = f->chains[at];
         for (uint32_t i = 0; i < chain.frame_count; i++)
             sprof_decoder_varint(dec); /* lines */
-        uint32_t existing;
-        if (!dec->ok)
-            return false;
-        if (sprof_map_get(&f->symbol_by_address, address, &existing))
-            continue; /* the first definition stands */
-        if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
-            return false;
-        f->symbols[f->symbol_count] = chain;
-        if (!sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++))
+        if (!dec->ok || !add_symbol(f, address, chain))
             return false;
     }
     return true;
@@ -708,11 +707,7 @@ static bool symbolize_address(struct trace_file *f, struct sprof_symbolizer **sy
             frames[k].decl_line};
         s.frame_count++;
     }
-    if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
-        return false;
-    f->symbols[f->symbol_count] = s;
-    sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
-    return true;
+    return add_symbol(f, address, s);
 }
 
 /* Names, with libdw, the addresses the trace's SYMBOL records do not. */

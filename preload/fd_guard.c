@@ -32,10 +32,6 @@ static _Atomic int unwinder_fd_count;
 void sprof_fd_guard_protect(int fd)
 {
     int at = atomic_load(&unwinder_fd_count);
-    for (int i = 0; i < at; i++) {
-        if (unwinder_fds[i] == fd)
-            return; /* already guarded */
-    }
     struct stat st;
     if (at < (int)(sizeof unwinder_fds / sizeof unwinder_fds[0]) && fstat(fd, &st) == 0) {
         unwinder_fds[at] = fd;

@@ -33,6 +33,14 @@ static void append_encoded(void)
     encoder.failed = false;
 }
 
+
+static void encode_notice(struct sprof_encoder *enc, uint32_t kind, const char *text)
+{
+    sprof_encoder_begin_record(enc, SPROF_REC_NOTICE);
+    sprof_encoder_u32(enc, kind);
+    sprof_encoder_string(enc, text);
+    sprof_encoder_end_record(enc);
+}
 static void encode_process_record(const char *warnings)
 {
     struct timespec now;
@@ -72,11 +80,10 @@ static void encode_process_record(const char *warnings)
     sprof_encoder_end_record(enc);
 
     if (sprof.plan.notice[0]) {
-        sprof_encoder_begin_record(enc, SPROF_REC_NOTICE);
-        sprof_encoder_u32(enc, sprof.plan.kernel_sampled ? SPROF_NOTICE_TIMER_FALLBACK
-                                                         : SPROF_NOTICE_KERNEL_EXCLUDED);
-        sprof_encoder_string(enc, sprof.plan.notice);
-        sprof_encoder_end_record(enc);
+        encode_notice(enc,
+                      sprof.plan.kernel_sampled ? SPROF_NOTICE_TIMER_FALLBACK
+                                                : SPROF_NOTICE_KERNEL_EXCLUDED,
+                      sprof.plan.notice);
     }
 }
 
@@ -200,10 +207,7 @@ void sprof_trace_finish(void)
                  "%u threads were sampled with CPU-time timers (tick rate) instead of perf_event, "
                  "to leave the program its file descriptors",
                  without_perf);
-        sprof_encoder_begin_record(&encoder, SPROF_REC_NOTICE);
-        sprof_encoder_u32(&encoder, SPROF_NOTICE_TIMER_FALLBACK);
-        sprof_encoder_string(&encoder, text);
-        sprof_encoder_end_record(&encoder);
+        encode_notice(&encoder, SPROF_NOTICE_TIMER_FALLBACK, text);
     }
     uint32_t rearmed = atomic_load(&sprof_counters_rearmed);
     if (rearmed) {
@@ -212,10 +216,7 @@ void sprof_trace_finish(void)
                  "the program closed %u perf_event descriptors of sprof's behind its back (a raw "
                  "close system call); their threads were given new ones",
                  rearmed);
-        sprof_encoder_begin_record(&encoder, SPROF_REC_NOTICE);
-        sprof_encoder_u32(&encoder, SPROF_NOTICE_INFO);
-        sprof_encoder_string(&encoder, text);
-        sprof_encoder_end_record(&encoder);
+        encode_notice(&encoder, SPROF_NOTICE_INFO, text);
     }
     sprof_module_list_update(&modules, &encoder);
     append_encoded();
