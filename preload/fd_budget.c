@@ -5,10 +5,14 @@
  * gives them back and the call is made once more. Threads are then sampled
  * with CPU-time timers, and the trace is opened for each write.
  *
- * What sprof keeps: libunwind's memory-validation pipe (two descriptors,
- * opened at its first unwind and held in libunwind's own variables; closing
- * it would let libunwind read from and write to whatever file the program
- * opens at those numbers).
+ * libunwind's memory-validation pipe is given back too: libunwind keeps
+ * its numbers in its own array, which sprof learns when libunwind makes
+ * the pipe inside the unwinding window; fd_guard.c sets them to -1 there
+ * and closes the pipe once no thread is unwinding with it. libunwind opens
+ * a new one when it next needs it, if the program has left room; until
+ * then it treats the addresses it would have checked as unreadable (only
+ * its frame-pointer fallback checks them). Calls made inside the window are
+ * sprof's own and give nothing back.
  *
  * glibc's stdio, dirent and temporary-file functions open descriptors
  * through libc-internal calls that no interposed open sees, so they are
@@ -70,6 +74,7 @@ bool sprof_fd_budget_give_back(void)
                                                       sprof.settings.signal_number);
     if (sprof_trace_release_fd())
         released++;
+    released += sprof_fd_guard_give_back_unwinder_pipe();
     if (released > 0) {
         uint64_t never = 0;
         atomic_compare_exchange_strong(&sprof_fd_pressure_ns, &never,
@@ -126,7 +131,8 @@ static void note_taken(int fd)
 #define CALL_WITH_BUDGET(type, failed, call, note)                                             \
     do {                                                                                       \
         type result_ = call;                                                                   \
-        if (failed && errno == EMFILE && sprof_fd_budget_give_back())                          \
+        if (failed && errno == EMFILE && !sprof_signals_in_unwind_window() &&                  \
+            sprof_fd_budget_give_back())                                                       \
             result_ = call;                                                                    \
         if (!(failed)) {                                                                       \
             int saved_errno_ = errno;                                                          \
@@ -234,13 +240,30 @@ SPROF_EXPORT int accept4(int fd, struct sockaddr *address, socklen_t *length, in
     FD_CALL(REAL(accept4)(fd, address, length, flags));
 }
 
+/* Inside the unwinding window, the pipe is libunwind's: numbered high, like
+ * sprof's own descriptors, so that the program's lowest free numbers stay
+ * what they would be without sprof. */
+static int unwinder_pipe_made(int result, int fds[2])
+{
+    if (result == 0) {
+        fds[0] = sprof_move_fd_high(fds[0]);
+        fds[1] = sprof_move_fd_high(fds[1]);
+        sprof_fd_guard_note_unwinder_pipe(fds);
+    }
+    return result;
+}
+
 SPROF_EXPORT int pipe(int fds[2])
 {
+    if (sprof_signals_in_unwind_window())
+        return unwinder_pipe_made(REAL(pipe)(fds), fds);
     PAIR_CALL(REAL(pipe)(fds), fds);
 }
 
 SPROF_EXPORT int pipe2(int fds[2], int flags)
 {
+    if (sprof_signals_in_unwind_window())
+        return unwinder_pipe_made(REAL(pipe2)(fds, flags), fds);
     PAIR_CALL(REAL(pipe2)(fds, flags), fds);
 }
 

@@ -1,8 +1,10 @@
 /* The program's descriptor calls, kept off sprof's own descriptors: the
  * trace, each thread's perf_event counter, and libunwind's pipe. Daemons
  * close every descriptor, or dup2 over them; sprof's are then left open
- * (close reports success) or moved out of the way first, so sampling and
- * the trace go on and libunwind never writes into a file of the program.
+ * (close reports success) or moved out of the way first (libunwind's pipe,
+ * which cannot move, is taken from libunwind, which makes another), so
+ * sampling and the trace go on and libunwind never reads from or writes
+ * into a file of the program.
  * Ours are known by what they hold, not just their number: one the program
  * closed with a raw system call may now be a file of its own.
  * close may be called from signal handlers: nothing here allocates or
@@ -15,30 +17,46 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "profiler.h"
 #include "sample_handler.h"
 #include "sampling_timer.h"
+#include "signals.h"
 
-/* Descriptors libunwind opened during start-up (found by their appearing),
- * and what they are, to tell them from a file of the program's at the same
- * number if one is closed behind our back. */
-static int unwinder_fds[4];
-static dev_t unwinder_devs[4];
-static ino_t unwinder_inos[4];
-static _Atomic int unwinder_fd_count;
+typedef int (*close_range_fn)(unsigned int, unsigned int, int);
 
-void sprof_fd_guard_protect(int fd)
+/* The real functions, resolved at start-up: close is async-signal-safe and
+ * may be called from a handler, where dlsym may not. */
+static int (*real_close)(int);
+static close_range_fn real_close_range;
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
+
+/* libunwind's memory-validation pipe: where libunwind keeps its two
+ * numbers (its own static array, seen when it calls pipe2 inside the
+ * unwinding window), and what they hold, to tell them from a file of the
+ * program's at the same number if one is closed behind our back. */
+static int *_Atomic unwinder_pipe;
+static _Atomic int unwinder_fds[2] = {-1, -1};
+static dev_t unwinder_devs[2];
+static ino_t unwinder_inos[2];
+/* A pipe taken from libunwind while a thread was still unwinding with it:
+ * closed once no thread is. */
+static _Atomic int stale_fds[2] = {-1, -1};
+
+void sprof_fd_guard_note_unwinder_pipe(int fds[2])
 {
-    int at = atomic_load(&unwinder_fd_count);
-    struct stat st;
-    if (at < (int)(sizeof unwinder_fds / sizeof unwinder_fds[0]) && fstat(fd, &st) == 0) {
-        unwinder_fds[at] = fd;
-        unwinder_devs[at] = st.st_dev;
-        unwinder_inos[at] = st.st_ino;
-        atomic_store(&unwinder_fd_count, at + 1);
+    struct stat st[2];
+    if (fstat(fds[0], &st[0]) != 0 || fstat(fds[1], &st[1]) != 0)
+        return;
+    for (int i = 0; i < 2; i++) {
+        unwinder_devs[i] = st[i].st_dev;
+        unwinder_inos[i] = st[i].st_ino;
+        atomic_store(&unwinder_fds[i], fds[i]);
     }
+    atomic_store(&unwinder_pipe, fds);
 }
 
 static bool holds_file(int fd, dev_t dev, ino_t ino)
@@ -47,16 +65,82 @@ static bool holds_file(int fd, dev_t dev, ino_t ino)
     return fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
-int sprof_fd_guard_take_unwinder_fd(void)
+/* Waits, for at most about 100 ms, until no other thread is inside
+ * libunwind. Threads that enter after the pipe's numbers were taken away
+ * read -1 there; a thread found inside may still hold an old number. */
+static bool wait_for_unwinders(void)
 {
-    for (int i = 0; i < atomic_load(&unwinder_fd_count); i++) {
-        int fd = unwinder_fds[i];
-        if (fd >= 0) {
-            unwinder_fds[i] = -1;
-            return fd;
+    struct sprof_thread *self = sprof_current_thread;
+    for (int round = 0; round < 1000; round++) {
+        bool busy = false;
+        for (struct sprof_thread *t = atomic_load(&sprof_threads); t && !busy; t = t->next)
+            busy = t != self && atomic_load(&t->unwinding);
+        if (!busy)
+            return true;
+        struct timespec pause = {0, round < 10 ? 0 : 100000};
+        nanosleep(&pause, NULL);
+    }
+    return false;
+}
+
+/* Takes libunwind's pipe away from it: its array reads -1 (libunwind opens
+ * a new pipe when it next validates an address, or treats the address as
+ * unreadable if it cannot), and once no thread is still unwinding with the
+ * old numbers, the descriptors are closed, but for *kept, which is handed
+ * to the caller when kept is not NULL. Returns how many were closed or
+ * handed over. Async-signal-safe; not from inside the unwinding window. */
+static int retire_unwinder_pipe(int *kept)
+{
+    if (kept)
+        *kept = -1;
+    int *pipe_numbers = atomic_load(&unwinder_pipe);
+    if (!pipe_numbers || sprof_signals_in_unwind_window())
+        return 0;
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        fds[i] = atomic_exchange(&unwinder_fds[i], -1);
+        /* Only libunwind's current numbers: it may have opened a new pipe
+         * since, or the program taken the number. */
+        int expected = fds[i];
+        if (fds[i] < 0 || !holds_file(fds[i], unwinder_devs[i], unwinder_inos[i]) ||
+            !__atomic_compare_exchange_n(&pipe_numbers[i], &expected, -1, false,
+                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            fds[i] = -1;
+    }
+    if (!wait_for_unwinders()) {
+        for (int i = 0; i < 2; i++) {
+            if (fds[i] >= 0)
+                atomic_store(&stale_fds[i], fds[i]);
+        }
+        return 0;
+    }
+    int released = 0;
+    for (int i = 0; i < 2; i++) {
+        int stale = atomic_exchange(&stale_fds[i], -1);
+        if (stale >= 0 && real_close(stale) == 0)
+            released++;
+        if (fds[i] < 0)
+            continue;
+        if (kept && *kept < 0) {
+            *kept = fds[i];
+            released++;
+        } else if (real_close(fds[i]) == 0) {
+            released++;
         }
     }
-    return -1;
+    return released;
+}
+
+int sprof_fd_guard_give_back_unwinder_pipe(void)
+{
+    return retire_unwinder_pipe(NULL);
+}
+
+int sprof_fd_guard_take_unwinder_fd(void)
+{
+    int kept;
+    retire_unwinder_pipe(&kept);
+    return kept;
 }
 
 /* Where fd is one of ours, a pointer to what holds it (to move it), or for
@@ -88,8 +172,8 @@ static struct sprof_thread *perf_holder(int fd)
 
 static bool is_unwinder_fd(int fd)
 {
-    for (int i = 0; i < atomic_load(&unwinder_fd_count); i++) {
-        if (unwinder_fds[i] == fd)
+    for (int i = 0; i < 2; i++) {
+        if (fd >= 0 && atomic_load(&unwinder_fds[i]) == fd)
             return holds_file(fd, unwinder_devs[i], unwinder_inos[i]);
     }
     return false;
@@ -99,15 +183,6 @@ static bool is_ours(int fd)
 {
     return trace_holder(fd) || perf_holder(fd) || is_unwinder_fd(fd);
 }
-
-typedef int (*close_range_fn)(unsigned int, unsigned int, int);
-
-/* The real functions, resolved at start-up: close is async-signal-safe and
- * may be called from a handler, where dlsym may not. */
-static int (*real_close)(int);
-static close_range_fn real_close_range;
-static int (*real_dup2)(int, int);
-static int (*real_dup3)(int, int, int);
 
 void sprof_fd_guard_init(void)
 {
@@ -125,6 +200,14 @@ SPROF_EXPORT int close(int fd)
         errno = 0;
         return (int)syscall(SYS_close, fd);
     }
+    if (sprof_signals_in_unwind_window()) {
+        /* libunwind replacing its pipe: its own to close. */
+        for (int i = 0; i < 2; i++) {
+            int expected = fd;
+            atomic_compare_exchange_strong(&unwinder_fds[i], &expected, -1);
+        }
+        return fn(fd);
+    }
     if (is_ours(fd))
         return 0; /* left open; the program has no use for the number */
     return fn(fd);
@@ -141,8 +224,8 @@ static int close_range_around_ours(close_range_fn fn, unsigned int first, unsign
         int candidates[8 + 4];
         int count = 0;
         candidates[count++] = atomic_load(&sprof_sampler.trace_fd);
-        for (int i = 0; i < atomic_load(&unwinder_fd_count); i++)
-            candidates[count++] = unwinder_fds[i];
+        for (int i = 0; i < 2; i++)
+            candidates[count++] = atomic_load(&unwinder_fds[i]);
         for (int i = 0; i < count; i++) {
             if (candidates[i] >= 0 && (unsigned)candidates[i] >= from &&
                 (unsigned)candidates[i] <= last && (unsigned)candidates[i] < ours &&
@@ -189,9 +272,14 @@ SPROF_EXPORT void closefrom(int lowest)
         close((int)fd);
 }
 
-/* Before the program puts a descriptor at newfd, moves ours away from it. */
+/* Before the program puts a descriptor at newfd, moves ours away from it;
+ * libunwind's pipe, which cannot move, is taken from libunwind. */
 static void make_room(int newfd)
 {
+    if (is_unwinder_fd(newfd)) {
+        retire_unwinder_pipe(NULL);
+        return;
+    }
     _Atomic int *trace = trace_holder(newfd);
     if (trace) {
         int moved = fcntl(newfd, F_DUPFD_CLOEXEC, newfd + 1);

@@ -2,15 +2,18 @@
  * NOT async-signal-safe. */
 #include "profiler.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,39 +108,6 @@ static bool inherited_run(uint64_t *run_id, int *root_pid, const char **root_pat
     return true;
 }
 
-#define MAX_WATCHED_FD 4096
-
-static void list_open_fds(unsigned char *open_fds)
-{
-    memset(open_fds, 0, MAX_WATCHED_FD / 8);
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir(dir))) {
-        int fd = atoi(entry->d_name);
-        if (fd > 0 && fd < MAX_WATCHED_FD)
-            open_fds[fd / 8] |= (unsigned char)(1u << (fd % 8));
-    }
-    closedir(dir);
-}
-
-static void protect_new_pipes(const unsigned char *before)
-{
-    unsigned char after[MAX_WATCHED_FD / 8];
-    list_open_fds(after);
-    for (int fd = 3; fd < MAX_WATCHED_FD; fd++) {
-        unsigned char bit = (unsigned char)(1u << (fd % 8));
-        if (!(after[fd / 8] & bit) || (before[fd / 8] & bit))
-            continue;
-        char path[64], target[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n > 5 && memcmp(target, "pipe:", 5) == 0)
-            sprof_fd_guard_protect(fd);
-    }
-}
-
 static void on_thread_key_destroyed(void *value)
 {
     sprof_thread_end(value);
@@ -229,14 +199,9 @@ __attribute__((constructor)) static void sprof_start(void)
     pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
     atomic_store(&sprof.active, true);
     sprof_signals_guard_fatal();
-    /* libunwind opens a pipe on its first use (to validate addresses): keep
-     * the program's close-everything loops off it. */
-    unsigned char before[MAX_WATCHED_FD / 8];
-    list_open_fds(before);
     if (sprof.settings.unblock)
         sprof_signals_thread_start(false);
     sprof_thread_begin();
-    protect_new_pipes(before);
 
     if (sprof.settings.warnings[0]) {
         /* Said now, while it can still help; this is then the one line. */
@@ -252,6 +217,59 @@ bool sprof_in_profiled_process(void)
     return getpid() == sprof.pid;
 }
 
+/* Whether a descriptor can be had: the end of the run needs a few (the
+ * trace, and the files it names addresses from). */
+static bool descriptor_free(void)
+{
+    long fd = syscall(SYS_openat, AT_FDCWD, "/", O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    syscall(SYS_close, fd);
+    return true;
+}
+
+struct descriptor_child_task {
+    void (*run)(void);
+};
+
+static int descriptor_child_main(void *argument)
+{
+    /* This copy of the table only: the program's descriptors stay open. */
+    int keep = atomic_load(&sprof_sampler.trace_fd);
+    if (keep < 3) {
+        syscall(SYS_close_range, 3u, ~0u, 0u);
+    } else {
+        syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u);
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u);
+    }
+    ((struct descriptor_child_task *)argument)->run();
+    return 0;
+}
+
+/* Runs run() in a child that shares our memory but has its own copy of the
+ * descriptor table, with the program's descriptors closed in that copy: the
+ * end of a run for a program that holds every descriptor its limit allows
+ * (the trace, and libunwind's pipe, were given back to it). The calling
+ * thread waits (CLONE_VFORK). The child raises no SIGCHLD, and only a wait
+ * with __WALL or __WCLONE sees it. Returns false if it could not start. */
+static bool run_with_own_descriptors(void (*run)(void))
+{
+    enum { CHILD_STACK_BYTES = 8u << 20 };
+    void *stack = mmap(NULL, CHILD_STACK_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return false;
+    struct descriptor_child_task task = {run};
+    int child = clone(descriptor_child_main, (char *)stack + CHILD_STACK_BYTES,
+                      CLONE_VM | CLONE_VFORK, &task);
+    if (child > 0) {
+        while (waitpid(child, NULL, __WCLONE) < 0 && errno == EINTR) {
+        }
+    }
+    munmap(stack, CHILD_STACK_BYTES);
+    return child > 0;
+}
+
 void sprof_stop(bool quick)
 {
     if (!sprof_in_profiled_process() || !atomic_exchange(&sprof.active, false))
@@ -261,10 +279,14 @@ void sprof_stop(bool quick)
     static char path[sizeof sprof_sampler.trace_path];
     static char text[sizeof path + 200];
     memcpy(path, sprof_sampler.trace_path, sizeof path);
-    if (quick)
-        sprof_trace_finish_quick();
-    else
-        sprof_trace_finish();
+    void (*finish)(void) = quick ? sprof_trace_finish_quick : sprof_trace_finish;
+    bool helped = false;
+    if (!descriptor_free()) {
+        sprof_trace_measure_end();
+        helped = run_with_own_descriptors(finish);
+    }
+    if (!helped)
+        finish();
     if (sprof.settings.quiet)
         return;
     uint64_t ms = atomic_load(&sprof_total_weight_ns) / 1000000u;

@@ -77,6 +77,10 @@ void sprof_trace_finish(void);
  * addresses from the recorded modules): for _exit, which programs call
  * from signal handlers. */
 void sprof_trace_finish_quick(void);
+/* Takes what only the process itself can read (its threads' CPU times and
+ * names, its resource usage) for a finish run by a helper process.
+ * Async-signal-safe. */
+void sprof_trace_measure_end(void);
 /* Around exec: stop the timers and write everything out; resume if exec
  * failed. */
 void sprof_trace_before_exec(void);
@@ -86,14 +90,19 @@ void sprof_trace_after_fork_parent(void);
 /* In the child: forgets the parent's trace. */
 void sprof_trace_after_fork_child(void);
 
-/* Descriptor guard (fd_guard.c): also keep fd off the program's close and
- * dup2 (for descriptors others opened for us, such as libunwind's). */
-void sprof_fd_guard_protect(int fd);
+/* Descriptor guard (fd_guard.c). libunwind's memory-validation pipe, just
+ * made by libunwind inside the unwinding window: kept off the program's
+ * close and dup2. */
+void sprof_fd_guard_note_unwinder_pipe(int fds[2]);
 /* Resolve the real functions behind the interposed ones; call first thing
  * at start-up (not signal-safe). */
 void sprof_fd_guard_init(void);
-/* libunwind's first descriptor, handed over for the end of the run (the
- * timers stopped, no unwinding to come) and no longer guarded; -1 if none. */
+/* Takes libunwind's pipe from it and closes it (libunwind opens another
+ * when it next needs one, if it can). Returns the number of descriptors
+ * freed. Async-signal-safe. */
+int sprof_fd_guard_give_back_unwinder_pipe(void);
+/* Likewise, but one of the pipe's descriptors is handed over for the end
+ * of the run instead of closed; -1 if none. */
 int sprof_fd_guard_take_unwinder_fd(void);
 
 /* Descriptor budget (fd_budget.c). */

@@ -606,6 +606,9 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
      * system calls each time, several times per frame it has not cached:
      * block them once for the whole unwind instead (signals.h). */
     sigset_t saved_mask;
+    /* Sequentially consistent: set before libunwind can read the numbers
+     * of its pipe, which fd_guard.c may be taking back. */
+    atomic_store(&t->unwinding, 1);
     sprof_signals_unwind_begin(&saved_mask);
     int count = unw_backtrace(frames, wanted);
     uint64_t pc = interrupted_pc(uc);
@@ -632,6 +635,7 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
         }
     }
     sprof_signals_unwind_end(&saved_mask);
+    atomic_store_explicit(&t->unwinding, 0, memory_order_release);
     for (uint32_t i = 1; i < depth; i++) {
         if (pcs[i] != 0)
             pcs[i] -= 1;

@@ -63,6 +63,11 @@ void sprof_signals_unwind_begin(sigset_t *saved)
     in_window = 1;
 }
 
+bool sprof_signals_in_unwind_window(void)
+{
+    return in_window;
+}
+
 void sprof_signals_unwind_end(const sigset_t *saved)
 {
     if (!in_window)

@@ -51,5 +51,8 @@ void sprof_signals_after_failed_exec(const sigset_t *saved);
  * interposed sigprocmask answers them without a system call. */
 void sprof_signals_unwind_begin(sigset_t *saved);
 void sprof_signals_unwind_end(const sigset_t *saved);
+/* Whether this thread is inside the window: a descriptor call made now is
+ * libunwind's, not the program's. Async-signal-safe. */
+bool sprof_signals_in_unwind_window(void);
 
 #endif

@@ -35,6 +35,8 @@ struct sprof_thread {
     struct sprof_thread *next; /* the list only grows */
     _Atomic int state;         /* enum sprof_slot_state */
     _Atomic int busy;          /* enum sprof_busy */
+    _Atomic int unwinding;     /* inside libunwind, which may be reading its
+                                  pipe's numbers (fd_guard.c) */
 
     pid_t tid;
     int perf_fd;               /* -1 when not using perf_event */
@@ -50,6 +52,11 @@ struct sprof_thread {
     timer_t timer;
     uint64_t last_count;       /* perf counter at the previous sample */
     bool warming_up;           /* the next signal is the warm-up, not a sample */
+    /* Taken by the process itself when the end of the run is written by a
+     * helper process (sprof_trace_measure_end), which cannot read them. */
+    bool end_measured;
+    uint64_t end_cpu_ns;
+    char end_name[16];
 
     /* Buffers, one mapping, sized at creation; guarded by busy. */
     uint32_t table_id;         /* this trace's id of the frame table */

@@ -129,11 +129,29 @@ static uint64_t timeval_ns(struct timeval tv)
     return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
 }
 
+/* The process's own figures, taken by sprof_trace_measure_end. */
+static struct rusage end_usage;
+static bool end_usage_taken;
+
+void sprof_trace_measure_end(void)
+{
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
+        if (atomic_load(&t->state) != SPROF_STATE_ACTIVE)
+            continue;
+        sprof_thread_read_name(t->tid, t->end_name);
+        t->end_cpu_ns = sprof_thread_cpu_ns(t->tid);
+        t->end_measured = true;
+    }
+    getrusage(RUSAGE_SELF, &end_usage);
+    end_usage_taken = true;
+}
+
 /* Async-signal-safe: getrusage and clock_gettime are plain system calls. */
 static void append_summary(uint32_t threads)
 {
-    struct rusage usage;
-    getrusage(RUSAGE_SELF, &usage);
+    struct rusage usage = end_usage;
+    if (!end_usage_taken)
+        getrusage(RUSAGE_SELF, &usage);
     struct sprof_summary_values values = {
         .wall_ns = sprof_monotonic_ns() - sprof.start_monotonic_ns,
         .user_ns = timeval_ns(usage.ru_utime),
@@ -164,12 +182,15 @@ static uint32_t stop_and_write_threads(bool ending)
         if (atomic_load(&t->state) != SPROF_STATE_ACTIVE)
             continue;
         char name[16];
-        if (ending)
+        if (ending && !t->end_measured)
             sprof_thread_read_name(t->tid, name);
         sprof_thread_acquire(t);
         sprof_thread_flush(t);
         if (ending) {
-            sprof_thread_write_record(t, sprof_thread_cpu_ns(t->tid), name);
+            if (t->end_measured)
+                sprof_thread_write_record(t, t->end_cpu_ns, t->end_name);
+            else
+                sprof_thread_write_record(t, sprof_thread_cpu_ns(t->tid), name);
             atomic_store(&t->state, SPROF_STATE_FREE);
         }
         sprof_thread_release(t);
