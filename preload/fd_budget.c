@@ -240,14 +240,19 @@ SPROF_EXPORT int accept4(int fd, struct sockaddr *address, socklen_t *length, in
     FD_CALL(REAL(accept4)(fd, address, length, flags));
 }
 
-/* Inside the unwinding window, the pipe is libunwind's: numbered high, like
- * sprof's own descriptors, so that the program's lowest free numbers stay
- * what they would be without sprof. */
+/* Inside the unwinding window, the pipe is libunwind's: numbered high, at
+ * 1024 like sprof's own descriptors, so that the program's lowest free
+ * numbers stay what they would be without sprof. Under a limit below 2048
+ * it stays where it is: the upper half of a small limit is where programs
+ * put descriptors they mean to find again (CPython's
+ * test_close_fds_when_max_fd_is_lowered, at a limit of 29). */
 static int unwinder_pipe_made(int result, int fds[2])
 {
     if (result == 0) {
-        fds[0] = sprof_move_fd_high(fds[0]);
-        fds[1] = sprof_move_fd_high(fds[1]);
+        if (sprof_fd_limit() >= 2048) {
+            fds[0] = sprof_move_fd_high(fds[0]);
+            fds[1] = sprof_move_fd_high(fds[1]);
+        }
         sprof_fd_guard_note_unwinder_pipe(fds);
     }
     return result;
@@ -279,12 +284,21 @@ static bool makes_descriptor(int command)
 
 /* The argument is an int or a pointer, as the command says; glibc passes it
  * on as a pointer-sized value, and so do we. */
+/* fcntl(F_GETFD) probes see sprof's descriptors as closed (fd_guard.c). */
+static int closed_descriptor(void)
+{
+    errno = EBADF;
+    return -1;
+}
+
 SPROF_EXPORT int fcntl(int fd, int command, ...)
 {
     va_list arguments;
     va_start(arguments, command);
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
+    if (command == F_GETFD && sprof_fd_guard_hidden(fd))
+        return closed_descriptor();
     if (!makes_descriptor(command))
         return REAL(fcntl)(fd, command, argument);
     FD_CALL(REAL(fcntl)(fd, command, argument));
@@ -296,6 +310,8 @@ SPROF_EXPORT int fcntl64(int fd, int command, ...)
     va_start(arguments, command);
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
+    if (command == F_GETFD && sprof_fd_guard_hidden(fd))
+        return closed_descriptor();
     if (!makes_descriptor(command))
         return REAL(fcntl64)(fd, command, argument);
     FD_CALL(REAL(fcntl64)(fd, command, argument));

@@ -1,14 +1,19 @@
 /* The program's descriptor calls, kept off sprof's own descriptors: the
  * trace, each thread's perf_event counter, and libunwind's pipe. Daemons
- * close every descriptor, or dup2 over them; sprof's are then left open
- * (close reports success) or moved out of the way first (libunwind's pipe,
- * which cannot move, is taken from libunwind, which makes another), so
- * sampling and the trace go on and libunwind never reads from or writes
- * into a file of the program.
+ * close every descriptor, or dup2 over them; the trace and the counters are
+ * then left open (close reports success) or moved out of the way first, so
+ * sampling and the trace go on. libunwind's pipe, which cannot move, is
+ * taken from libunwind, which makes another when it needs one, and really
+ * closed: libunwind never reads from or writes into a file of the
+ * program's, and the program's next descriptor has the number it would
+ * have without sprof.
  * Ours are known by what they hold, not just their number: one the program
  * closed with a raw system call may now be a file of its own.
  * close may be called from signal handlers: nothing here allocates or
  * locks. NOT otherwise special. */
+/* fstat and fstat64 are both defined here (see the end): neither may be
+ * renamed to the other by the headers. */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +54,7 @@ static _Atomic int stale_fds[2] = {-1, -1};
 void sprof_fd_guard_note_unwinder_pipe(int fds[2])
 {
     struct stat st[2];
-    if (fstat(fds[0], &st[0]) != 0 || fstat(fds[1], &st[1]) != 0)
+    if (sprof_fstat_raw(fds[0], &st[0]) != 0 || sprof_fstat_raw(fds[1], &st[1]) != 0)
         return;
     for (int i = 0; i < 2; i++) {
         unwinder_devs[i] = st[i].st_dev;
@@ -59,10 +64,15 @@ void sprof_fd_guard_note_unwinder_pipe(int fds[2])
     atomic_store(&unwinder_pipe, fds);
 }
 
+int sprof_fstat_raw(int fd, struct stat *st)
+{
+    return (int)syscall(SYS_fstat, fd, st);
+}
+
 static bool holds_file(int fd, dev_t dev, ino_t ino)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+    return sprof_fstat_raw(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
 /* Waits, for at most about 100 ms, until no other thread is inside
@@ -179,9 +189,11 @@ static bool is_unwinder_fd(int fd)
     return false;
 }
 
+/* Ours to keep open: the trace and the perf counters. libunwind's pipe is
+ * taken from libunwind instead (retire_unwinder_pipe), and the number freed. */
 static bool is_ours(int fd)
 {
-    return trace_holder(fd) || perf_holder(fd) || is_unwinder_fd(fd);
+    return trace_holder(fd) || perf_holder(fd);
 }
 
 void sprof_fd_guard_init(void)
@@ -208,6 +220,8 @@ SPROF_EXPORT int close(int fd)
         }
         return fn(fd);
     }
+    if (is_unwinder_fd(fd))
+        return retire_unwinder_pipe(NULL) > 0 ? 0 : fn(fd);
     if (is_ours(fd))
         return 0; /* left open; the program has no use for the number */
     return fn(fd);
@@ -221,17 +235,9 @@ static int close_range_around_ours(close_range_fn fn, unsigned int first, unsign
     while (from <= last) {
         /* The lowest of ours in [from, last]. */
         unsigned int ours = UINT_MAX;
-        int candidates[8 + 4];
-        int count = 0;
-        candidates[count++] = atomic_load(&sprof_sampler.trace_fd);
-        for (int i = 0; i < 2; i++)
-            candidates[count++] = atomic_load(&unwinder_fds[i]);
-        for (int i = 0; i < count; i++) {
-            if (candidates[i] >= 0 && (unsigned)candidates[i] >= from &&
-                (unsigned)candidates[i] <= last && (unsigned)candidates[i] < ours &&
-                is_ours(candidates[i]))
-                ours = (unsigned)candidates[i];
-        }
+        int trace = atomic_load(&sprof_sampler.trace_fd);
+        if (trace >= 0 && (unsigned)trace >= from && (unsigned)trace <= last && is_ours(trace))
+            ours = (unsigned)trace;
         for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
             int fd = t->perf_fd;
             if (fd >= 0 && (unsigned)fd >= from && (unsigned)fd <= last && (unsigned)fd < ours &&
@@ -258,6 +264,11 @@ SPROF_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
     /* Marking close-on-exec harms nothing: ours are close-on-exec already. */
     if ((flags & CLOSE_RANGE_CLOEXEC) || first > last)
         return fn(first, last, flags);
+    for (int i = 0; i < 2; i++) {
+        int fd = atomic_load(&unwinder_fds[i]);
+        if (fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last && is_unwinder_fd(fd))
+            retire_unwinder_pipe(NULL);
+    }
     return close_range_around_ours(fn, first, last, flags);
 }
 
@@ -282,7 +293,7 @@ static void make_room(int newfd)
     }
     _Atomic int *trace = trace_holder(newfd);
     if (trace) {
-        int moved = fcntl(newfd, F_DUPFD_CLOEXEC, newfd + 1);
+        int moved = (int)syscall(SYS_fcntl, newfd, F_DUPFD_CLOEXEC, newfd + 1);
         if (moved >= 0)
             atomic_store(trace, moved);
         return;
@@ -290,7 +301,7 @@ static void make_room(int newfd)
     struct sprof_thread *t = perf_holder(newfd);
     if (t) {
         /* Signals keep carrying the original number (perf_signal_fd). */
-        int moved = fcntl(newfd, F_DUPFD_CLOEXEC, newfd + 1);
+        int moved = (int)syscall(SYS_fcntl, newfd, F_DUPFD_CLOEXEC, newfd + 1);
         if (moved >= 0)
             t->perf_fd = moved;
     }
@@ -318,4 +329,76 @@ SPROF_EXPORT int dup3(int oldfd, int newfd, int flags)
     if (oldfd != newfd)
         make_room(newfd);
     return fn(oldfd, newfd, flags);
+}
+
+/* --- Probes: sprof's descriptors read as closed ------------------------------
+ * Programs list their open descriptors by probing each number with fstat or
+ * fcntl(F_GETFD) (CPython's subprocess tests, closefrom fallbacks); to them
+ * sprof's read as closed (EBADF). /proc/self/fd still lists them. */
+
+/* Whether fd, of which fstat said st, is one of sprof's. The file's type
+ * picks the one comparison that can match. */
+static bool hidden_descriptor(int fd, const struct stat *st)
+{
+    if (sprof_signals_in_unwind_window())
+        return false;
+    switch (st->st_mode & S_IFMT) {
+    case S_IFREG:
+        return fd == atomic_load(&sprof_sampler.trace_fd) &&
+               st->st_dev == sprof_sampler.trace_dev && st->st_ino == sprof_sampler.trace_ino;
+    case S_IFIFO:
+        for (int i = 0; i < 2; i++) {
+            if (fd == atomic_load(&unwinder_fds[i]))
+                return st->st_dev == unwinder_devs[i] && st->st_ino == unwinder_inos[i];
+        }
+        return false;
+    case 0: /* an anonymous inode, as a perf_event counter's */
+        return perf_holder(fd) != NULL;
+    default:
+        return false;
+    }
+}
+
+static int stat_unless_hidden(int fd, struct stat *st)
+{
+    if (sprof_fstat_raw(fd, st) != 0)
+        return -1;
+    if (hidden_descriptor(fd, st)) {
+        errno = EBADF;
+        return -1;
+    }
+    return 0;
+}
+
+bool sprof_fd_guard_hidden(int fd)
+{
+    struct stat st;
+    return sprof_fstat_raw(fd, &st) == 0 && hidden_descriptor(fd, &st);
+}
+
+SPROF_EXPORT int fstat(int fd, struct stat *st)
+{
+    return stat_unless_hidden(fd, st);
+}
+
+SPROF_EXPORT int fstat64(int fd, struct stat64 *st)
+{
+    _Static_assert(sizeof(struct stat64) == sizeof(struct stat), "one stat layout");
+    return stat_unless_hidden(fd, (struct stat *)st);
+}
+
+/* glibc before 2.33 had programs call these instead. */
+int __fxstat(int version, int fd, struct stat *st);
+int __fxstat64(int version, int fd, struct stat64 *st);
+
+SPROF_EXPORT int __fxstat(int version, int fd, struct stat *st)
+{
+    (void)version;
+    return stat_unless_hidden(fd, st);
+}
+
+SPROF_EXPORT int __fxstat64(int version, int fd, struct stat64 *st)
+{
+    (void)version;
+    return stat_unless_hidden(fd, (struct stat *)st);
 }

@@ -104,6 +104,12 @@ int sprof_fd_guard_give_back_unwinder_pipe(void);
 /* Likewise, but one of the pipe's descriptors is handed over for the end
  * of the run instead of closed; -1 if none. */
 int sprof_fd_guard_take_unwinder_fd(void);
+/* fstat without the interposed one, which hides sprof's descriptors.
+ * Async-signal-safe. */
+struct stat;
+int sprof_fstat_raw(int fd, struct stat *st);
+/* Whether fd is one of sprof's, which the program's probes see as closed. */
+bool sprof_fd_guard_hidden(int fd);
 
 /* Descriptor budget (fd_budget.c). */
 void sprof_fd_budget_init(void);

@@ -88,7 +88,7 @@ static atomic_flag stash_busy = ATOMIC_FLAG_INIT;
 static bool is_trace_file(int fd)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && st.st_dev == sprof_sampler.trace_dev &&
+    return syscall(SYS_fstat, fd, &st) == 0 && st.st_dev == sprof_sampler.trace_dev &&
            st.st_ino == sprof_sampler.trace_ino;
 }
 

@@ -95,7 +95,7 @@ int sprof_trace_open(const char *path, const char *settings_warnings)
         return errno;
     fd = sprof_move_fd_high(fd);
     struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (sprof_fstat_raw(fd, &st) != 0) {
         int error = errno;
         close(fd);
         return error;

@@ -804,6 +804,30 @@ def fd_budget(env):
 
 
 @test
+def fd_probes(env):
+    """A program that lists its descriptors by probing every number with
+    fstat and fcntl(F_GETFD), from two sampled threads, sees the same ones
+    as without sprof, and its next open gets the same number."""
+    plain = run_ok(env, [env.program("fdprobe")], profile=False).stdout
+    result = run_ok(env, [env.program("fdprobe")], trace="fdprobe.bin",
+                    extra_env={"SPROF_QUIET": "1"})
+    print("  " + result.stdout.replace("\n", "\n  ").rstrip())
+
+    def probed(output):
+        return [line for line in output.splitlines() if not line.startswith("listed")]
+
+    def listed(output):
+        return int(output.splitlines()[2].split(": ")[1])
+
+    check(probed(result.stdout) == probed(plain),
+          f"output differs: {result.stdout!r} against {plain!r}")
+    # sprof's descriptors were there to be hidden (the trace at least).
+    check(listed(result.stdout) > listed(plain),
+          f"sprof had no descriptors open: {result.stdout!r} against {plain!r}")
+    check(int(env.summary("fdprobe.bin")["samples"]) > 100, "too few samples")
+
+
+@test
 def perf_lost(env):
     """perf_event descriptors closed behind sprof's back, by raw close and
     close_range system calls: every thread goes on being sampled, and a
