@@ -5,7 +5,8 @@
  * to the trace. It runs at any instruction of the host program, inside
  * malloc, inside the dynamic loader, inside locks. So it may call only:
  *   - async-signal-safe system calls: read, write, open, close, fstat,
- *     fcntl, clock_gettime, getpid, sigaction, sigaltstack, raise; and
+ *     fcntl, clock_gettime, getpid, sigaction, sigaltstack, raise,
+ *     rt_sigqueueinfo and rt_tgsigqueueinfo (sprof_signals_defer); and
  *     mprotect, a plain system call, to grow the frame tree's memory;
  *   - libunwind's local unwinding (unw_backtrace, unw_init_local2,
  *     unw_step, unw_get_reg), which allocates nothing once warmed up;
@@ -799,9 +800,11 @@ static bool short_of_stack(const struct sprof_thread *t)
 void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context)
 {
     int saved_errno = errno;
+    sprof_signals_handler_enter();
     struct sprof_thread *t = sprof_current_thread;
     if (!signal_is_ours(t, info)) {
-        forward(signal_number, info, context);
+        if (!sprof_signals_defer(signal_number, info, context))
+            forward(signal_number, info, context);
     } else if (!t) {
         /* A late signal of a stopped timer, or a thread we do not sample. */
     } else if (short_of_stack(t)) {
@@ -811,7 +814,13 @@ void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context)
     } else if (signal_is_sample(t, info)) {
         take_sample(t, info, context);
     }
+    sprof_signals_handler_leave();
     errno = saved_errno;
+}
+
+bool sprof_sampler_owns(const siginfo_t *info)
+{
+    return signal_is_ours(NULL, info);
 }
 
 /* --- Start-up only: not called from the handler -------------------------- */

@@ -51,6 +51,9 @@ extern _Atomic uint64_t sprof_write_failures;    /* records that could not be wr
 
 /* The handler. */
 void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context);
+/* Whether a signal's siginfo says it is one of sprof's (a sample), as the
+ * handler tells them apart. Async-signal-safe. */
+bool sprof_sampler_owns(const siginfo_t *info);
 
 /* Writes out t's pending samples and records. The caller owns t->busy. */
 void sprof_thread_flush(struct sprof_thread *t);

@@ -116,6 +116,7 @@ void sprof_settings_read(struct sprof_settings *s, const char *output_base)
     s->symbolize = true;
     s->signal_number = SIGPROF;
     s->children = true;
+    s->unblock = true;
     read_output(s, output_base);
     read_number(s, "SPROF_FREQ", 1, SPROF_MAX_FREQUENCY, &s->frequency_hz);
     read_bool(s, "SPROF_QUIET", &s->quiet);

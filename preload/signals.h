@@ -22,13 +22,27 @@ void sprof_signals_init(void);
  * leaves at their default action. Not signal-safe; call at start-up. */
 void sprof_signals_guard_fatal(void);
 
-/* The sampling signal in the program's masks (signals.c): while the
- * program has no handler of its own for it, blocking it is kept to the
- * program's view, and waits on sets leave it out. */
+/* The sampling signal in the program's masks (signals.c), with
+ * SPROF_UNBLOCK=1: while the program has no handler of its own for it,
+ * blocking it is kept to the program's view, and waits on sets leave it
+ * out. */
 /* Blocks the sampling signal for real (nests), around code that must not
  * be sampled: the loader's locks. Async-signal-safe. */
 void sprof_signals_hold_sampling(sigset_t *saved);
 void sprof_signals_release_sampling(const sigset_t *saved);
+/* Around the sampling handler, where the kernel blocks the signal: a mask
+ * the program sets meanwhile (in a handler of its own that interrupts
+ * ours) leaves it blocked. Async-signal-safe. */
+void sprof_signals_handler_enter(void);
+void sprof_signals_handler_leave(void);
+/* A signal of the program's on the sampling signal (not a sample) that
+ * reaches a thread whose view blocks it: sent again with the same siginfo
+ * (rt_sigqueueinfo, to the process where it can be, else to this thread)
+ * and left blocked in this thread when the handler returns (context's
+ * mask), so that it waits, as it would have, until the program unblocks it
+ * or takes it with sigwait. Returns false where it is not to be deferred.
+ * Async-signal-safe. */
+bool sprof_signals_defer(int signal_number, const siginfo_t *info, void *context);
 /* A new thread (or the first): its view of the signal is its creator's,
  * or blocked if its real mask blocks it; the real mask then lets it in. */
 void sprof_signals_thread_start(bool creator_blocked);

@@ -857,7 +857,7 @@ def all_signals_blocked(env):
     sigwait gets the program's signals only: the output is the same."""
     plain = run_ok(env, [env.program("sigblocker")], profile=False).stdout
     result = run_ok(env, [env.program("sigblocker")], trace="sigblocker.bin",
-                    extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})
+                    extra_env={"SPROF_QUIET": "1"})
     print(f"  {result.stdout.strip()}")
     check(plain.startswith("SIGPROF blocked: before 0, main 1, workers 1 1 1, after unblocking 0, "
                            "after blocking 1; sigwait took User defined signal 1 and Terminated"),
@@ -869,6 +869,68 @@ def all_signals_blocked(env):
     # Three workers and the main thread, each with the same work.
     expect_share(rows, "worker_work", "self_percent", 75, tolerance=5)
     expect_share(rows, "main_work", "self_percent", 25, tolerance=5)
+
+
+@test
+def vfork_child_signals(env):
+    """A vfork child that resets the dispositions and restores the mask
+    before exec, as CPython's subprocess does, shares the parent's memory:
+    nothing it does reaches the parent, whose SIGPROF handler, SIGTERM
+    default and mask stay its own, with the virtual masks on and off."""
+    plain = run_ok(env, [env.program("vforksig")], profile=False).stdout
+    check(plain == "child exited 0; SIGPROF handler kept: yes; SIGTERM default kept: yes; "
+                   "SIGPROF blocked: no, pending: no; own SIGPROF handled: 1\n",
+          f"the program itself behaves unexpectedly: {plain!r}")
+    for unblock in ("1", "0"):
+        trace = f"vfork{unblock}.bin"
+        result = env.run([env.program("vforksig")], trace=trace,
+                         extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": unblock})
+        print(f"  SPROF_UNBLOCK={unblock}: {result.stdout.strip()}")
+        check(result.returncode == 0,
+              f"SPROF_UNBLOCK={unblock}: exited {result.returncode}; stderr: {result.stderr!r}")
+        check(result.stdout == plain, f"SPROF_UNBLOCK={unblock}: output {result.stdout!r}")
+        samples = int(env.functions(trace).get("after_vfork", {}).get("self_samples", 0))
+        check(samples > 100, f"SPROF_UNBLOCK={unblock}: after_vfork has {samples} samples")
+
+
+@test
+def handler_given_back(env):
+    """A program that blocks every signal while it handles SIGPROF, then
+    gives SIGPROF back to its default and restores its mask: its own block
+    ends there (sampling goes on, nothing is left pending), and its masks
+    read as it set them."""
+    plain = run_ok(env, [env.program("handback")], profile=False).stdout
+    check(plain == "SIGPROF blocked: with every signal blocked yes, after restoring no; "
+                   "pending after the work: no\n",
+          f"the program itself behaves unexpectedly: {plain!r}")
+    result = run_ok(env, [env.program("handback")], trace="handback.bin",
+                    extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})
+    print(f"  {result.stdout.strip()}")
+    check(result.stdout == plain, f"output {result.stdout!r}, without the profiler {plain!r}")
+    rows = env.functions("handback.bin")
+    samples = int(rows.get("after_restoring", {}).get("self_samples", 0))
+    check(samples > 100, f"after_restoring has {samples} samples")
+
+
+@test
+def own_sigprof_blocked(env):
+    """SIGPROF signals the program sends itself while it blocks SIGPROF
+    (kill, raise; at the default action, then with a handler) wait for it,
+    pending, as they would have: sigpending shows them, sigwait takes them,
+    a handler runs only once it unblocks, and nothing dies of them; while
+    the sampling signal is open for real in the thread."""
+    plain = run_ok(env, [env.program("ownsigprof")], profile=False).stdout
+    check(plain == "1: pending, still pending, sigwait took 27, then not pending; "
+                   "2: sigwait took 27, then not pending; "
+                   "3: handled 0 while blocked, 1 after unblocking\n",
+          f"the program itself behaves unexpectedly: {plain!r}")
+    result = env.run([env.program("ownsigprof")], trace="own.bin",
+                     extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})
+    print(f"  {result.stdout.strip()}")
+    check(result.returncode == 0, f"exited {result.returncode}; stderr: {result.stderr!r}")
+    check(result.stdout == plain, f"output {result.stdout!r}, without the profiler {plain!r}")
+    samples = int(env.functions("own.bin").get("after_unblocking", {}).get("self_samples", 0))
+    check(samples > 100, f"after_unblocking has {samples} samples")
 
 
 @test
