@@ -74,8 +74,10 @@ static void test_self_and_cumulative(void)
     CHECK_ROW(&l, "c", 4, 410, 4, 410);
     CHECK_ROW(&l, "d", 5, 520, 5, 520);
 
-    /* The two batches of stack 1 on thread 100 are one group. */
-    CHECK_EQ(l.profile.group_count, 3);
+    /* The two batches of stack 1 add up in it. */
+    CHECK_EQ(l.profile.stack_count, 4);
+    CHECK_EQ(l.profile.stacks[0].samples, 4);
+    CHECK_EQ(l.profile.stacks[0].weight_ns, 410);
     CHECK_EQ(l.profile.thread_count, 2);
     for (size_t i = 0; i < l.profile.thread_count; i++) {
         const struct thread_info *t = &l.profile.threads[i];
@@ -280,7 +282,8 @@ static void test_unknown_stack_ignored(void)
     expected_load_warning = NULL;
     CHECK_EQ(l.profile.total_samples, 2);
     CHECK_EQ(l.profile.total_weight_ns, 20);
-    CHECK_EQ(l.profile.group_count, 1);
+    CHECK_EQ(l.profile.stack_count, 1);
+    CHECK_EQ(l.profile.stacks[0].samples, 2);
     CHECK_EQ(l.count, 2);
     CHECK_ROW(&l, "work", 2, 20, 2, 20);
     CHECK_ROW(&l, "main", 0, 0, 2, 20);
