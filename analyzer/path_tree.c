@@ -15,34 +15,31 @@
 #include <string.h>
 
 #include "hash_map.h"
+#include "large_array.h"
 #include "path_tree.h"
 #include "sprof/trace_format.h"
+
+#define GROW(array, count, capacity) \
+    large_array_grow((void **)&(array), (count), (capacity), sizeof *(array))
 
 #define FAMILY_SCAN_MAX 8
 /* Set in a node's first_child when its family is in the hash table. */
 #define FAMILY_HASHED 0x80000000u
+/* Nodes after a node that are asked for: about a stack's worth. */
+#define RUN_AHEAD 32
+#define NODES_PER_LINE (64 / sizeof(struct path_node))
 /* Ends a list of children: PATH_ROOT is nobody's child. */
 #define NO_CHILD PATH_ROOT
-
-/* Grows *array (of element size) to capacity elements. */
-static bool resize(void **array, size_t capacity, size_t size)
-{
-    void *grown = realloc(*array, capacity * size);
-    if (!grown)
-        return false;
-    *array = grown;
-    return true;
-}
-#define RESIZE(array, capacity) resize((void **)&(array), (capacity), sizeof *(array))
 
 static bool reserve_nodes(struct path_tree *tree)
 {
     if (tree->count < tree->capacity)
         return true;
     size_t capacity = tree->capacity ? tree->capacity * 2 : 1024;
-    if (capacity > FAMILY_HASHED || !RESIZE(tree->nodes, capacity) ||
-        !RESIZE(tree->parents, capacity) || !RESIZE(tree->depths, capacity) ||
-        !RESIZE(tree->address_indexes, capacity) || !RESIZE(tree->samples, capacity))
+    if (capacity > FAMILY_HASHED || !GROW(tree->nodes, tree->count, capacity) ||
+        !GROW(tree->parents, tree->count, capacity) || !GROW(tree->depths, tree->count, capacity) ||
+        !GROW(tree->address_indexes, tree->count, capacity) ||
+        !GROW(tree->samples, tree->count, capacity))
         return false;
     tree->capacity = capacity;
     return true;
@@ -152,6 +149,19 @@ static uint32_t address_index(struct path_tree *tree, uint64_t address)
         return PATH_NONE;
     tree->addresses[tree->address_count++] = address;
     return index;
+}
+
+void path_tree_prefetch_first_child(const struct path_tree *tree, uint32_t node)
+{
+    if (node != PATH_NONE && !(tree->nodes[node].first_child & FAMILY_HASHED))
+        __builtin_prefetch(&tree->nodes[tree->nodes[node].first_child]);
+}
+
+void path_tree_prefetch_run(const struct path_tree *tree, uint32_t node)
+{
+    for (size_t ahead = NODES_PER_LINE; ahead < RUN_AHEAD && node + ahead < tree->count;
+         ahead += NODES_PER_LINE)
+        __builtin_prefetch(&tree->nodes[node + ahead]);
 }
 
 bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address, uint32_t *child)

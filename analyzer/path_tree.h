@@ -66,6 +66,21 @@ void path_tree_free(struct path_tree *tree);
 bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address,
                      uint32_t *child);
 
+/* Asking the memory early for what lookups will read lets lookups for
+ * many stacks wait for it together. Looking up a child of node reads node
+ * (path_tree_prefetch), then, once that has come, its first child
+ * (path_tree_prefetch_first_child). And a stack's nodes were made one
+ * after another, so a stack defined again mostly walks up the ids from
+ * where it leaves what was defined already (path_tree_prefetch_run).
+ * node may be PATH_NONE. */
+static inline void path_tree_prefetch(const struct path_tree *tree, uint32_t node)
+{
+    if (node != PATH_NONE)
+        __builtin_prefetch(&tree->nodes[node]);
+}
+void path_tree_prefetch_first_child(const struct path_tree *tree, uint32_t node);
+void path_tree_prefetch_run(const struct path_tree *tree, uint32_t node);
+
 /* Adds samples that landed on node, a real one. False when out of memory. */
 bool path_tree_add_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
                            uint64_t weight_ns);

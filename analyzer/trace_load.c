@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "demangle.h"
+#include "large_array.h"
 #include "path_tree.h"
 #include "profile.h"
 #include "sprof/trace_format.h"
@@ -30,6 +31,22 @@ static bool grow(void **array, size_t *capacity, size_t count, size_t size)
 }
 #define GROW(array, capacity, count) \
     grow((void **)&(array), &(capacity), (count), sizeof *(array))
+
+/* Makes *array (of element size) hold size elements or more; its contents
+ * are not kept. False when out of memory. */
+static bool reserve(void **array, size_t *capacity, size_t size, size_t element)
+{
+    if (size <= *capacity)
+        return true;
+    free(*array);
+    *capacity = 0;
+    if (!(*array = malloc(size * element)))
+        return false;
+    *capacity = size;
+    return true;
+}
+#define RESERVE(array, capacity, size) \
+    reserve((void **)&(array), &(capacity), (size), sizeof *(array))
 
 void profile_init(struct profile *p)
 {
@@ -95,6 +112,12 @@ struct frame_table {
     size_t count;    /* local ids in use, 0 included */
     size_t capacity;
 };
+/* A FRAMES node, decoded. */
+struct frame_entry {
+    uint64_t address;
+    uint32_t parent; /* local id; 0 for a root */
+    bool truncated;  /* a root whose outer frames were cut */
+};
 /* Samples of one thread at defined stacks of frame tables. */
 struct thread_samples {
     uint32_t tid;
@@ -134,6 +157,8 @@ struct trace_file {
     struct sprof_map table_by_id;
     uint64_t undefined_nodes; /* made for gaps in tables; bounded */
     struct path_tree tree;    /* the tables' stacks */
+    struct frame_entry *frame_entries; /* one FRAMES record's, decoded */
+    size_t frame_entry_capacity;
     struct thread_samples *thread_samples;
     size_t thread_samples_count, thread_samples_capacity;
     struct sprof_map thread_samples_by_tid;
@@ -170,6 +195,7 @@ static void trace_file_free(struct trace_file *f)
         free(f->tables[i].paths);
     free(f->tables);
     path_tree_free(&f->tree);
+    free(f->frame_entries);
     free(f->thread_samples);
     sprof_map_free(&f->thread_samples_by_tid);
     free(f->modules);
@@ -441,16 +467,34 @@ static bool reserve_table(struct frame_table *t, size_t size)
     size_t capacity = t->capacity ? t->capacity : 64;
     while (capacity < size)
         capacity *= 2;
-    uint32_t *paths = realloc(t->paths, capacity * sizeof *paths);
-    if (!paths)
+    if (!large_array_grow((void **)&t->paths, t->count, capacity, sizeof *t->paths))
         return false;
-    t->paths = paths;
     t->capacity = capacity;
     if (t->count == 0) {
         t->paths[0] = PATH_NONE;
         t->count = 1;
     }
     return true;
+}
+
+/* Asks the memory for what the lookups of a record's nodes below nodes of
+ * earlier records read first: those nodes' paths, the path nodes, their
+ * first children. Each round uses what the round before fetched. */
+static void prefetch_frames(const struct frame_table *t, const struct path_tree *tree,
+                            const struct frame_entry *entries, size_t count, size_t first)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].parent != 0 && entries[i].parent < first)
+            __builtin_prefetch(&t->paths[entries[i].parent]);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].parent != 0 && entries[i].parent < first)
+            path_tree_prefetch(tree, t->paths[entries[i].parent]);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].parent != 0 && entries[i].parent < first)
+            path_tree_prefetch_first_child(tree, t->paths[entries[i].parent]);
+    }
 }
 
 static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
@@ -463,28 +507,42 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
     /* Each node takes two bytes or more. */
     size_t most = sprof_decoder_remaining(dec) / 2;
     struct frame_table *t = find_table(f, (uint32_t)table_id, true);
-    if (!t || !reserve_table(t, (size_t)first + most) || first < t->count)
+    if (!t || !reserve_table(t, (size_t)first + most) || first < t->count ||
+        !RESERVE(f->frame_entries, f->frame_entry_capacity, most))
         return false; /* out of memory, or nodes defined twice */
     f->undefined_nodes += first - t->count;
     if (f->undefined_nodes > UNDEFINED_NODES_MAX)
         return false;
     while (t->count < first)
         t->paths[t->count++] = PATH_NONE; /* a gap */
+    /* The record is decoded whole before its nodes are looked up, so that
+     * their memory can be asked for at once. */
+    bool ok = true;
+    size_t count = 0;
     uint64_t address = 0;
     while (sprof_decoder_remaining(dec) > 0) {
         uint64_t distance_flags = sprof_decoder_varint(dec);
         address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(dec));
         uint64_t distance = distance_flags >> 1;
-        if (!dec->ok || distance >= t->count || t->count > SPROF_FRAME_TABLE_MAX_NODES)
-            return false;
-        uint32_t parent = distance == 0 ? ((distance_flags & 1) ? PATH_TRUNCATED : PATH_ROOT)
-                                        : t->paths[t->count - distance];
+        size_t local = first + count;
+        if (!dec->ok || distance >= local || local > SPROF_FRAME_TABLE_MAX_NODES) {
+            ok = false;
+            break; /* the nodes before it are defined */
+        }
+        f->frame_entries[count++] = (struct frame_entry){
+            address, distance ? (uint32_t)(local - distance) : 0, (distance_flags & 1) != 0};
+    }
+    prefetch_frames(t, &f->tree, f->frame_entries, count, first);
+    for (size_t i = 0; i < count; i++) {
+        const struct frame_entry *e = &f->frame_entries[i];
+        uint32_t parent = e->parent ? t->paths[e->parent]
+                                    : e->truncated ? PATH_TRUNCATED : PATH_ROOT;
         uint32_t path = PATH_NONE; /* below a gap, it stays undefined */
-        if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, address, &path))
+        if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path))
             return false;
         t->paths[t->count++] = path;
     }
-    return true;
+    return ok;
 }
 
 /* The samples of thread tid at defined stacks; NULL when out of memory. */
@@ -503,6 +561,43 @@ static struct thread_samples *find_thread_samples(struct trace_file *f, uint32_t
     return &f->thread_samples[at];
 }
 
+/* A NODE_SAMPLES entry, decoded. */
+struct node_entry {
+    uint64_t local, samples, weight_ns;
+};
+#define ENTRY_BATCH 32
+
+/* Adds entries of table t (or NULL) to the samples of their paths. Each
+ * is a random place in large arrays: the memory is asked for all of a
+ * batch's places before any is used. False when out of memory. */
+static bool add_node_entries(struct trace_file *f, const struct frame_table *t, uint32_t tid,
+                             const struct node_entry *entries, size_t count)
+{
+    uint32_t paths[ENTRY_BATCH];
+    size_t in_table = 0; /* the first entries, ascending, have a local id in t */
+    while (t && in_table < count && entries[in_table].local < t->count)
+        __builtin_prefetch(&t->paths[entries[in_table++].local]);
+    for (size_t i = 0; i < count; i++) {
+        paths[i] = i < in_table ? t->paths[entries[i].local] : PATH_NONE;
+        if (paths[i] != PATH_NONE)
+            __builtin_prefetch(&f->tree.samples[paths[i]]);
+    }
+    struct thread_samples *thread = NULL; /* looked up at the first defined stack */
+    for (size_t i = 0; i < count; i++) {
+        const struct node_entry *e = &entries[i];
+        if (paths[i] == PATH_NONE) {
+            f->unknown_stack_refs += e->samples;
+            continue;
+        }
+        if ((!thread && !(thread = find_thread_samples(f, tid))) ||
+            !path_tree_add_samples(&f->tree, paths[i], e->samples, e->weight_ns))
+            return false;
+        thread->samples += e->samples;
+        thread->weight_ns += e->weight_ns;
+    }
+    return true;
+}
+
 static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
 {
     uint64_t table_id = sprof_decoder_varint(dec);
@@ -517,9 +612,11 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
     }
     if (t && t->tid != tid)
         return false; /* a table belongs to one thread */
-    struct thread_samples *thread = NULL; /* looked up at the first defined stack */
+    struct node_entry batch[ENTRY_BATCH];
+    size_t batched = 0;
     uint64_t local = 0;
-    while (sprof_decoder_remaining(dec) > 0) {
+    bool ok = true;
+    while (ok && sprof_decoder_remaining(dec) > 0) {
         uint64_t delta_more = sprof_decoder_varint(dec);
         uint64_t delta = delta_more >> 1;
         uint64_t samples = 1, weight = period;
@@ -529,25 +626,21 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
             if (samples_flags & 1)
                 weight = sprof_decoder_varint(dec);
             else if (__builtin_mul_overflow(samples, period, &weight))
-                return false;
+                ok = false;
         }
         /* Entries ascend by node. */
-        if (!dec->ok || delta == 0 || delta > SPROF_FRAME_TABLE_MAX_NODES || samples == 0 ||
-            samples > UINT32_MAX)
-            return false;
+        ok = ok && dec->ok && delta > 0 && delta <= SPROF_FRAME_TABLE_MAX_NODES && samples > 0 &&
+             samples <= UINT32_MAX;
+        if (!ok)
+            break; /* the entries before it count */
         local += delta;
-        uint32_t path = t && local < t->count ? t->paths[local] : PATH_NONE;
-        if (path == PATH_NONE) {
-            f->unknown_stack_refs += samples;
-            continue;
+        batch[batched++] = (struct node_entry){local, samples, weight};
+        if (batched == ENTRY_BATCH) {
+            ok = add_node_entries(f, t, (uint32_t)tid, batch, batched);
+            batched = 0;
         }
-        if ((!thread && !(thread = find_thread_samples(f, (uint32_t)tid))) ||
-            !path_tree_add_samples(&f->tree, path, samples, weight))
-            return false;
-        thread->samples += samples;
-        thread->weight_ns += weight;
     }
-    return true;
+    return add_node_entries(f, t, (uint32_t)tid, batch, batched) && ok;
 }
 
 static bool read_thread(struct trace_file *f, struct sprof_decoder *dec)
