@@ -59,32 +59,29 @@ struct function_stats *compute_function_stats(const struct profile *p, enum sort
     struct function_stats *all = calloc(p->function_count, sizeof *all);
     /* The last stack each function was counted in: counts it once per stack. */
     size_t *seen_in = malloc(p->function_count * sizeof *seen_in);
-    uint64_t *stack_samples = calloc(p->stack_count ? p->stack_count : 1, sizeof *stack_samples);
-    uint64_t *stack_weight = calloc(p->stack_count ? p->stack_count : 1, sizeof *stack_weight);
-    if (!all || !seen_in || !stack_samples || !stack_weight) {
-        free(all), free(seen_in), free(stack_samples), free(stack_weight);
+    if (!all || !seen_in) {
+        free(all), free(seen_in);
         return NULL;
     }
-    for (size_t i = 0; i < p->group_count; i++) {
-        stack_samples[p->groups[i].stack] += p->groups[i].samples;
-        stack_weight[p->groups[i].stack] += p->groups[i].weight_ns;
-    }
     for (size_t f = 0; f < p->function_count; f++) {
-        all[f].function = (uint32_t)f;
-        all[f].root_distance = UINT32_MAX;
-        all[f].calls = p->functions[f].calls;
-        all[f].primitive_calls = p->functions[f].primitive_calls;
+        const struct function *fn = &p->functions[f];
+        all[f] = (struct function_stats){(uint32_t)f,
+                                         fn->self_samples,
+                                         fn->self_weight_ns,
+                                         fn->cumulative_samples,
+                                         fn->cumulative_weight_ns,
+                                         fn->root_distance,
+                                         fn->calls,
+                                         fn->primitive_calls};
         seen_in[f] = SIZE_MAX;
     }
     for (size_t s = 0; s < p->stack_count; s++) {
-        if (!stack_samples[s])
-            continue;
         const struct logical_stack *stack = &p->stacks[s];
-        if (stack->depth == 0)
+        if (!stack->samples || stack->depth == 0)
             continue;
         const uint32_t *frames = p->frames + stack->first_frame;
-        all[frames[0]].self_samples += stack_samples[s];
-        all[frames[0]].self_weight_ns += stack_weight[s];
+        all[frames[0]].self_samples += stack->samples;
+        all[frames[0]].self_weight_ns += stack->weight_ns;
         for (uint32_t d = 0; d < stack->depth; d++) {
             uint32_t f = frames[d];
             uint32_t distance = stack->depth - 1 - d;
@@ -93,13 +90,11 @@ struct function_stats *compute_function_stats(const struct profile *p, enum sort
             if (seen_in[f] == s)
                 continue;
             seen_in[f] = s;
-            all[f].cumulative_samples += stack_samples[s];
-            all[f].cumulative_weight_ns += stack_weight[s];
+            all[f].cumulative_samples += stack->samples;
+            all[f].cumulative_weight_ns += stack->weight_ns;
         }
     }
     free(seen_in);
-    free(stack_samples);
-    free(stack_weight);
     size_t used = 0;
     for (size_t f = 0; f < p->function_count; f++) {
         /* Functions that were called but never sampled are listed too. */

@@ -148,11 +148,7 @@ struct view {
 static void print_view(struct profile *profile, const struct view *v)
 {
     if (v->folded) {
-        if (!print_folded(stdout, profile)) {
-            profile_free(profile);
-            fprintf(stderr, "sprof-analyze: out of memory\n");
-            exit(EXIT_OUTPUT);
-        }
+        print_folded(stdout, profile);
     } else if (v->callers || v->callees) {
         char error[256];
         if ((v->callers &&
@@ -275,10 +271,14 @@ int main(int argc, char **argv)
         add_with_children(&list, argv[i], children && argc - optind == 1);
     }
     struct view view = {options, csv, threads, summary, callers, callees, folded};
+    /* Only folded stacks and callers list stacks; the rest needs the
+     * functions' figures, which come faster from the frame tables. */
+    bool without_stacks = !folded && !callers && !callees;
     int status = 0;
     size_t loaded = 0;
     struct profile profile;
     profile_init(&profile);
+    profile.without_stacks = without_stacks;
     for (size_t i = 0; i < list.count; i++) {
         uint64_t run_id;
         bool is_root;
@@ -298,6 +298,7 @@ int main(int argc, char **argv)
             print_view(&profile, &view);
             profile_free(&profile);
             profile_init(&profile);
+            profile.without_stacks = without_stacks;
         }
     }
     if (only_pid && loaded == 0 && status == 0) {

@@ -1,6 +1,6 @@
 /* The analyzer's model of one or more traces: functions, logical stacks
- * (addresses already expanded into functions, inlined frames included),
- * threads and processes. Not thread-safe; uses malloc. */
+ * (addresses already expanded into functions, inlined frames included) with
+ * their samples, threads and processes. Not thread-safe; uses malloc. */
 #ifndef SPROF_PROFILE_H
 #define SPROF_PROFILE_H
 
@@ -17,6 +17,11 @@ struct function {
     uint32_t module;   /* string: module path */
     uint64_t calls;    /* exact calls, from -finstrument-functions hooks */
     uint64_t primitive_calls; /* of those, calls not made while it was active */
+    /* Sampled figures of the frame tables loaded without stacks (see
+     * profile.without_stacks); compute_function_stats adds those of stacks. */
+    uint64_t self_samples, self_weight_ns;
+    uint64_t cumulative_samples, cumulative_weight_ns;
+    uint32_t root_distance; /* fewest frames from a stack's root; UINT32_MAX: none */
 };
 
 /* Exact calls from one function to another. */
@@ -25,17 +30,11 @@ struct call_edge {
     uint64_t calls;
 };
 
-/* A stack as functions, leaf first. */
+/* A stack as functions, leaf first, and its samples on every thread. */
 struct logical_stack {
     uint32_t first_frame; /* into profile.frames */
     uint32_t depth;
     bool truncated;
-};
-
-/* Samples of one stack on one thread. */
-struct sample_group {
-    uint32_t stack;   /* into profile.stacks */
-    uint32_t thread;  /* into profile.threads */
     uint64_t samples;
     uint64_t weight_ns;
 };
@@ -69,6 +68,10 @@ struct process_info {
 };
 
 struct profile {
+    /* Set before loading when no view will list stacks (folded, callers):
+     * frame tables then go straight into the functions' sampled figures,
+     * and stacks hold only version 1's STACK records. */
+    bool without_stacks;
     struct sprof_string_table strings;
     struct function *functions;
     size_t function_count, function_capacity;
@@ -78,8 +81,6 @@ struct profile {
     size_t frame_count, frame_capacity;
     struct logical_stack *stacks;
     size_t stack_count, stack_capacity;
-    struct sample_group *groups;
-    size_t group_count, group_capacity;
     struct thread_info *threads;
     size_t thread_count, thread_capacity;
     struct process_info *processes;

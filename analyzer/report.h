@@ -36,8 +36,8 @@ void print_table(FILE *out, const struct profile *profile, const struct function
 void print_csv(FILE *out, const struct profile *profile, const struct function_stats *stats,
                size_t count, const struct report_options *options);
 /* Folded stacks (FlameGraph, speedscope): "root;...;leaf samples" per
- * distinct stack. False when out of memory. */
-bool print_folded(FILE *out, const struct profile *profile);
+ * distinct stack. */
+void print_folded(FILE *out, const struct profile *profile);
 /* Figures of the whole run, over every process loaded. */
 struct run_totals {
     size_t summarized, unsummarized; /* processes with and without a SUMMARY */

@@ -52,14 +52,13 @@ static int compare_neighbours(const void *left, const void *right)
 }
 
 /* Gathers the callers (or callees) of target over all stacks and edges. */
-static void gather(const struct profile *p, const uint64_t *stack_samples,
-                   const uint64_t *stack_weight, uint32_t target, bool callees,
+static void gather(const struct profile *p, uint32_t target, bool callees,
                    struct neighbours *list)
 {
     for (size_t s = 0; s < p->stack_count; s++) {
-        if (!stack_samples[s])
-            continue;
         const struct logical_stack *stack = &p->stacks[s];
+        if (!stack->samples)
+            continue;
         const uint32_t *frames = p->frames + stack->first_frame;
         for (uint32_t d = 0; d < stack->depth; d++) {
             if (frames[d] != target)
@@ -73,8 +72,8 @@ static void gather(const struct profile *p, const uint64_t *stack_samples,
             if (!n || n->last_stack == s)
                 continue;
             n->last_stack = s;
-            n->samples += stack_samples[s];
-            n->weight_ns += stack_weight[s];
+            n->samples += stack->samples;
+            n->weight_ns += stack->weight_ns;
         }
     }
     for (size_t e = 0; e < p->edge_count; e++) {
@@ -102,18 +101,6 @@ bool print_callers(FILE *out, const struct profile *p, const char *pattern, bool
     }
     size_t count;
     struct function_stats *stats = compute_function_stats(p, SORT_CUMULATIVE, &count);
-    uint64_t *stack_samples = calloc(p->stack_count + 1, sizeof *stack_samples);
-    uint64_t *stack_weight = calloc(p->stack_count + 1, sizeof *stack_weight);
-    if ((!stats && count) || !stack_samples || !stack_weight) {
-        free(stats), free(stack_samples), free(stack_weight);
-        regfree(&regex);
-        snprintf(error, error_size, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < p->group_count; i++) {
-        stack_samples[p->groups[i].stack] += p->groups[i].samples;
-        stack_weight[p->groups[i].stack] += p->groups[i].weight_ns;
-    }
     const struct sprof_string_table *strings = &p->strings;
     const char *relation = callees ? "callee" : "caller";
     if (csv)
@@ -126,7 +113,7 @@ bool print_callers(FILE *out, const struct profile *p, const char *pattern, bool
             continue;
         matched++;
         struct neighbours list = {0};
-        gather(p, stack_samples, stack_weight, st->function, callees, &list);
+        gather(p, st->function, callees, &list);
         if (!csv) {
             char calls[48];
             format_calls(calls, sizeof calls, st->calls, st->primitive_calls);
@@ -172,8 +159,6 @@ bool print_callers(FILE *out, const struct profile *p, const char *pattern, bool
     if (!matched && !csv)
         fprintf(out, "No function matches '%s'.\n", pattern);
     free(stats);
-    free(stack_samples);
-    free(stack_weight);
     regfree(&regex);
     return true;
 }

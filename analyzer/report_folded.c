@@ -2,7 +2,6 @@
  * inferno: one line per distinct stack, its functions from the root to the
  * leaf joined by ';', a space, and its sample count. */
 #include <inttypes.h>
-#include <stdlib.h>
 
 #include "report.h"
 
@@ -18,26 +17,18 @@ static void put_frame(FILE *out, const char *name)
     }
 }
 
-bool print_folded(FILE *out, const struct profile *p)
+void print_folded(FILE *out, const struct profile *p)
 {
-    /* Samples per stack, all threads and processes together. */
-    uint64_t *samples = calloc(p->stack_count ? p->stack_count : 1, sizeof *samples);
-    if (!samples)
-        return false;
-    for (size_t i = 0; i < p->group_count; i++)
-        samples[p->groups[i].stack] += p->groups[i].samples;
     for (size_t s = 0; s < p->stack_count; s++) {
-        if (!samples[s])
-            continue;
         const struct logical_stack *stack = &p->stacks[s];
+        if (!stack->samples)
+            continue;
         for (uint32_t k = stack->depth; k-- > 0;) {
             const struct function *fn = &p->functions[p->frames[stack->first_frame + k]];
             put_frame(out, sprof_string_table_get(&p->strings, fn->name));
             if (k > 0)
                 fputc(';', out);
         }
-        fprintf(out, " %" PRIu64 "\n", samples[s]);
+        fprintf(out, " %" PRIu64 "\n", stack->samples);
     }
-    free(samples);
-    return true;
 }

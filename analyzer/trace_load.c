@@ -7,14 +7,14 @@
 #include <string.h>
 
 #include "demangle.h"
+#include "large_array.h"
+#include "path_tree.h"
 #include "profile.h"
 #include "sprof/trace_format.h"
 #include "symbolize.h"
 #include "trace_codec.h"
 #include "trace_reader.h"
 #include "varint.h"
-
-#define MAX_INLINE_FRAMES 64
 
 /* Grows *array (of element size) to hold one more; false when out of memory. */
 static bool grow(void **array, size_t *capacity, size_t count, size_t size)
@@ -32,6 +32,22 @@ static bool grow(void **array, size_t *capacity, size_t count, size_t size)
 #define GROW(array, capacity, count) \
     grow((void **)&(array), &(capacity), (count), sizeof *(array))
 
+/* Makes *array (of element size) hold size elements or more; its contents
+ * are not kept. False when out of memory. */
+static bool reserve(void **array, size_t *capacity, size_t size, size_t element)
+{
+    if (size <= *capacity)
+        return true;
+    free(*array);
+    *capacity = 0;
+    if (!(*array = malloc(size * element)))
+        return false;
+    *capacity = size;
+    return true;
+}
+#define RESERVE(array, capacity, size) \
+    reserve((void **)&(array), &(capacity), (size), sizeof *(array))
+
 void profile_init(struct profile *p)
 {
     memset(p, 0, sizeof *p);
@@ -47,7 +63,6 @@ void profile_free(struct profile *p)
     free(p->functions);
     free(p->frames);
     free(p->stacks);
-    free(p->groups);
     free(p->threads);
     free(p->processes);
     free(p->edges);
@@ -80,29 +95,31 @@ struct loaded_stack {
     uint16_t depth, flags;
 };
 #define NONE UINT32_MAX
-/* A frame-tree node as its table defined it. */
-struct table_node {
-    uint64_t address;
-    uint32_t parent; /* local id; 0 for a root; UNDEFINED if in a gap */
+#define TRUNCATED_STACK_NAME "[truncated stack]"
+/* Samples of one STACK record's stack on one thread (version 1). */
+struct loaded_group {
+    uint32_t stack; /* loaded_stack index */
+    uint32_t tid;
+    uint64_t samples, weight_ns;
 };
-#define UNDEFINED (UINT32_MAX - 1)
-#define TRUNCATED_ROOT (UINT32_MAX - 2) /* parent of a truncated root */
-/* One FRAMES table: one thread's nodes, by local id. */
-struct loaded_table {
+/* One FRAMES table: one thread's nodes, by local id, as the path node of
+ * their stack (PATH_NONE: in a gap, below one, or too deep). */
+struct frame_table {
     uint32_t id;
-    uint32_t tid;     /* of its first NODE_SAMPLES record */
+    uint32_t tid; /* of its first NODE_SAMPLES record */
     bool has_tid;
-    struct table_node *nodes; /* [0] unused */
-    uint32_t *groups; /* local id -> its samples' loaded_group, or NONE; apart
-                         from nodes, as the samples' hot path reads only this */
-    size_t count;     /* local ids in use, 0 included */
+    uint32_t *paths; /* [0] unused */
+    size_t count;    /* local ids in use, 0 included */
     size_t capacity;
 };
-/* Samples of one stack (a STACK record, or else a node) on one thread. */
-struct loaded_group {
-    uint32_t stack; /* loaded_stack index, or NONE */
-    uint32_t table; /* with node, when stack is NONE */
-    uint32_t node;
+/* A FRAMES node, decoded. */
+struct frame_entry {
+    uint64_t address;
+    uint32_t parent; /* local id; 0 for a root */
+    bool truncated;  /* a root whose outer frames were cut */
+};
+/* Samples of one thread at defined stacks of frame tables. */
+struct thread_samples {
     uint32_t tid;
     uint64_t samples, weight_ns;
 };
@@ -135,15 +152,17 @@ struct trace_file {
     size_t stack_count, stack_capacity;
     uint64_t *addresses;
     size_t address_count, address_capacity;
-    struct loaded_table *tables;
+    struct frame_table *tables;
     size_t table_count, table_capacity;
     struct sprof_map table_by_id;
     uint64_t undefined_nodes; /* made for gaps in tables; bounded */
+    struct path_tree tree;    /* the tables' stacks */
+    struct frame_entry *frame_entries; /* one FRAMES record's, decoded */
+    size_t frame_entry_capacity;
+    struct thread_samples *thread_samples;
+    size_t thread_samples_count, thread_samples_capacity;
+    struct sprof_map thread_samples_by_tid;
     struct sprof_map group_by_key;
-    /* Node paths already made into profile stacks: hash -> first_path. */
-    struct sprof_map stack_by_path;
-    uint64_t *paths; /* addresses of those paths, leaf first */
-    size_t path_count, path_capacity;
     struct loaded_group *groups;
     size_t group_count, group_capacity;
     struct loaded_thread *threads;
@@ -169,16 +188,16 @@ static void trace_file_free(struct trace_file *f)
     sprof_map_free(&f->stack_by_id);
     sprof_map_free(&f->group_by_key);
     sprof_symbolizer_free(f->symbolizer);
-    sprof_map_free(&f->stack_by_path);
-    free(f->paths);
     sprof_map_free(&f->chain_by_id);
     free(f->chains);
     sprof_map_free(&f->table_by_id);
-    for (size_t i = 0; i < f->table_count; i++) {
-        free(f->tables[i].nodes);
-        free(f->tables[i].groups);
-    }
+    for (size_t i = 0; i < f->table_count; i++)
+        free(f->tables[i].paths);
     free(f->tables);
+    path_tree_free(&f->tree);
+    free(f->frame_entries);
+    free(f->thread_samples);
+    sprof_map_free(&f->thread_samples_by_tid);
     free(f->modules);
     free(f->symbols);
     free(f->frames);
@@ -425,7 +444,7 @@ static bool read_samples(struct trace_file *f, struct sprof_decoder *dec)
  * file, so a hostile trace cannot make the reader allocate without end. */
 #define UNDEFINED_NODES_MAX (1u << 22)
 
-static struct loaded_table *find_table(struct trace_file *f, uint32_t id, bool create)
+static struct frame_table *find_table(struct trace_file *f, uint32_t id, bool create)
 {
     uint32_t at;
     if (sprof_map_get(&f->table_by_id, id, &at))
@@ -436,33 +455,46 @@ static struct loaded_table *find_table(struct trace_file *f, uint32_t id, bool c
     if (!sprof_map_put(&f->table_by_id, id, at))
         return NULL;
     f->table_count++;
-    f->tables[at] = (struct loaded_table){.id = id};
+    f->tables[at] = (struct frame_table){.id = id};
     return &f->tables[at];
 }
 
 /* Room for local ids up to (not including) size. */
-static bool reserve_table(struct loaded_table *t, size_t size)
+static bool reserve_table(struct frame_table *t, size_t size)
 {
     if (size <= t->capacity)
         return true;
     size_t capacity = t->capacity ? t->capacity : 64;
     while (capacity < size)
         capacity *= 2;
-    struct table_node *nodes = realloc(t->nodes, capacity * sizeof *nodes);
-    if (!nodes)
+    if (!large_array_grow((void **)&t->paths, t->count, capacity, sizeof *t->paths))
         return false;
-    t->nodes = nodes;
-    uint32_t *groups = realloc(t->groups, capacity * sizeof *groups);
-    if (!groups)
-        return false;
-    t->groups = groups;
     t->capacity = capacity;
     if (t->count == 0) {
-        t->nodes[0] = (struct table_node){0, UNDEFINED};
-        t->groups[0] = NONE;
+        t->paths[0] = PATH_NONE;
         t->count = 1;
     }
     return true;
+}
+
+/* Asks the memory for what the lookups of a record's nodes below nodes of
+ * earlier records read first: those nodes' paths, the path nodes, their
+ * first children. Each round uses what the round before fetched. */
+static void prefetch_frames(const struct frame_table *t, const struct path_tree *tree,
+                            const struct frame_entry *entries, size_t count, size_t first)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].parent != 0 && entries[i].parent < first)
+            __builtin_prefetch(&t->paths[entries[i].parent]);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].parent != 0 && entries[i].parent < first)
+            path_tree_prefetch(tree, t->paths[entries[i].parent]);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].parent != 0 && entries[i].parent < first)
+            path_tree_prefetch_first_child(tree, t->paths[entries[i].parent]);
+    }
 }
 
 static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
@@ -474,27 +506,94 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
         return false;
     /* Each node takes two bytes or more. */
     size_t most = sprof_decoder_remaining(dec) / 2;
-    struct loaded_table *t = find_table(f, (uint32_t)table_id, true);
-    if (!t || !reserve_table(t, (size_t)first + most) || first < t->count)
+    struct frame_table *t = find_table(f, (uint32_t)table_id, true);
+    if (!t || !reserve_table(t, (size_t)first + most) || first < t->count ||
+        !RESERVE(f->frame_entries, f->frame_entry_capacity, most))
         return false; /* out of memory, or nodes defined twice */
     f->undefined_nodes += first - t->count;
     if (f->undefined_nodes > UNDEFINED_NODES_MAX)
         return false;
-    while (t->count < first) {
-        t->groups[t->count] = NONE;
-        t->nodes[t->count++] = (struct table_node){0, UNDEFINED};
-    }
+    while (t->count < first)
+        t->paths[t->count++] = PATH_NONE; /* a gap */
+    /* The record is decoded whole before its nodes are looked up, so that
+     * their memory can be asked for at once. */
+    bool ok = true;
+    size_t count = 0;
     uint64_t address = 0;
     while (sprof_decoder_remaining(dec) > 0) {
         uint64_t distance_flags = sprof_decoder_varint(dec);
         address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(dec));
         uint64_t distance = distance_flags >> 1;
-        if (!dec->ok || distance >= t->count || t->count > SPROF_FRAME_TABLE_MAX_NODES)
+        size_t local = first + count;
+        if (!dec->ok || distance >= local || local > SPROF_FRAME_TABLE_MAX_NODES) {
+            ok = false;
+            break; /* the nodes before it are defined */
+        }
+        f->frame_entries[count++] = (struct frame_entry){
+            address, distance ? (uint32_t)(local - distance) : 0, (distance_flags & 1) != 0};
+    }
+    prefetch_frames(t, &f->tree, f->frame_entries, count, first);
+    for (size_t i = 0; i < count; i++) {
+        const struct frame_entry *e = &f->frame_entries[i];
+        uint32_t parent = e->parent ? t->paths[e->parent]
+                                    : e->truncated ? PATH_TRUNCATED : PATH_ROOT;
+        uint32_t path = PATH_NONE; /* below a gap, it stays undefined */
+        if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path))
             return false;
-        uint32_t parent = distance == 0 ? ((distance_flags & 1) ? TRUNCATED_ROOT : 0)
-                                        : (uint32_t)(t->count - distance);
-        t->groups[t->count] = NONE;
-        t->nodes[t->count++] = (struct table_node){address, parent};
+        t->paths[t->count++] = path;
+    }
+    return ok;
+}
+
+/* The samples of thread tid at defined stacks; NULL when out of memory. */
+static struct thread_samples *find_thread_samples(struct trace_file *f, uint32_t tid)
+{
+    uint32_t at;
+    if (sprof_map_get(&f->thread_samples_by_tid, tid, &at))
+        return &f->thread_samples[at];
+    if (!GROW(f->thread_samples, f->thread_samples_capacity, f->thread_samples_count))
+        return NULL;
+    at = (uint32_t)f->thread_samples_count;
+    if (!sprof_map_put(&f->thread_samples_by_tid, tid, at))
+        return NULL;
+    f->thread_samples_count++;
+    f->thread_samples[at] = (struct thread_samples){.tid = tid};
+    return &f->thread_samples[at];
+}
+
+/* A NODE_SAMPLES entry, decoded. */
+struct node_entry {
+    uint64_t local, samples, weight_ns;
+};
+#define ENTRY_BATCH 32
+
+/* Adds entries of table t (or NULL) to the samples of their paths. Each
+ * is a random place in large arrays: the memory is asked for all of a
+ * batch's places before any is used. False when out of memory. */
+static bool add_node_entries(struct trace_file *f, const struct frame_table *t, uint32_t tid,
+                             const struct node_entry *entries, size_t count)
+{
+    uint32_t paths[ENTRY_BATCH];
+    size_t in_table = 0; /* the first entries, ascending, have a local id in t */
+    while (t && in_table < count && entries[in_table].local < t->count)
+        __builtin_prefetch(&t->paths[entries[in_table++].local]);
+    for (size_t i = 0; i < count; i++) {
+        paths[i] = i < in_table ? t->paths[entries[i].local] : PATH_NONE;
+        if (paths[i] != PATH_NONE)
+            __builtin_prefetch(&f->tree.samples[paths[i]]);
+    }
+    struct thread_samples *thread = NULL; /* looked up at the first defined stack */
+    for (size_t i = 0; i < count; i++) {
+        const struct node_entry *e = &entries[i];
+        if (paths[i] == PATH_NONE) {
+            f->unknown_stack_refs += e->samples;
+            continue;
+        }
+        if ((!thread && !(thread = find_thread_samples(f, tid))) ||
+            !path_tree_add_samples(&f->tree, paths[i], e->samples, e->weight_ns))
+            return false;
+        thread->samples += e->samples;
+        thread->weight_ns += e->weight_ns;
     }
     return true;
 }
@@ -506,15 +605,18 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
     uint64_t period = sprof_decoder_varint(dec);
     if (!dec->ok || table_id > UINT32_MAX || tid > UINT32_MAX)
         return false;
-    struct loaded_table *t = find_table(f, (uint32_t)table_id, false);
+    struct frame_table *t = find_table(f, (uint32_t)table_id, false);
     if (t && !t->has_tid) {
         t->tid = (uint32_t)tid;
         t->has_tid = true;
     }
     if (t && t->tid != tid)
         return false; /* a table belongs to one thread */
+    struct node_entry batch[ENTRY_BATCH];
+    size_t batched = 0;
     uint64_t local = 0;
-    while (sprof_decoder_remaining(dec) > 0) {
+    bool ok = true;
+    while (ok && sprof_decoder_remaining(dec) > 0) {
         uint64_t delta_more = sprof_decoder_varint(dec);
         uint64_t delta = delta_more >> 1;
         uint64_t samples = 1, weight = period;
@@ -524,34 +626,21 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
             if (samples_flags & 1)
                 weight = sprof_decoder_varint(dec);
             else if (__builtin_mul_overflow(samples, period, &weight))
-                return false;
+                ok = false;
         }
         /* Entries ascend by node. */
-        if (!dec->ok || delta == 0 || delta > SPROF_FRAME_TABLE_MAX_NODES || samples == 0 ||
-            samples > UINT32_MAX)
-            return false;
+        ok = ok && dec->ok && delta > 0 && delta <= SPROF_FRAME_TABLE_MAX_NODES && samples > 0 &&
+             samples <= UINT32_MAX;
+        if (!ok)
+            break; /* the entries before it count */
         local += delta;
-        if (!t || local >= t->count) {
-            f->unknown_stack_refs += samples;
-            continue;
+        batch[batched++] = (struct node_entry){local, samples, weight};
+        if (batched == ENTRY_BATCH) {
+            ok = add_node_entries(f, t, (uint32_t)tid, batch, batched);
+            batched = 0;
         }
-        uint32_t at = t->groups[local];
-        if (at == NONE) {
-            if (t->nodes[local].parent == UNDEFINED) {
-                f->unknown_stack_refs += samples;
-                continue;
-            }
-            if (!GROW(f->groups, f->group_capacity, f->group_count))
-                return false;
-            at = t->groups[local] = (uint32_t)f->group_count++;
-            f->groups[at] = (struct loaded_group){
-                .stack = NONE, .table = (uint32_t)(t - f->tables), .node = (uint32_t)local,
-                .tid = (uint32_t)tid};
-        }
-        f->groups[at].samples += samples;
-        f->groups[at].weight_ns += weight;
     }
-    return true;
+    return add_node_entries(f, t, (uint32_t)tid, batch, batched) && ok;
 }
 
 static bool read_thread(struct trace_file *f, struct sprof_decoder *dec)
@@ -751,7 +840,7 @@ static uint32_t function_index(struct profile *p, uint32_t raw_name, uint32_t de
         return index;
     if (!GROW(p->functions, p->function_capacity, p->function_count))
         return UINT32_MAX;
-    struct function fn;
+    struct function fn = {.root_distance = UINT32_MAX};
     char *demangled = sprof_demangle(name);
     fn.name = intern_cstr(p, demangled ? demangled : name);
     free(demangled);
@@ -814,39 +903,54 @@ static uint32_t address_functions(struct trace_file *f, uint64_t address, uint32
     return count;
 }
 
-/* Expands one address into functions, innermost first, onto p->frames.
- * Each address is worked out once per file: stacks repeat their addresses,
- * and naming a function builds and interns a key. */
-static void expand_address(struct trace_file *f, uint64_t address)
+/* Appends an expansion (a count, then that many functions) to
+ * f->expansions; returns its offset, or NONE when out of memory. */
+static uint32_t add_expansion(struct trace_file *f, const uint32_t *functions, uint32_t count)
 {
-    uint32_t at;
-    if (sprof_map_get(&f->expanded, address, &at)) {
-        uint32_t count = f->expansions[at];
-        for (uint32_t i = 0; i < count; i++)
-            push_frame(f->profile, f->expansions[at + 1 + i]);
-        return;
-    }
-    uint32_t functions[MAX_INLINE_FRAMES];
-    if (!f->symbolizer_failed)
-        f->symbolizer_failed = !symbolize_address(f, &f->symbolizer, address);
-    uint32_t count = address_functions(f, address, functions, MAX_INLINE_FRAMES);
-    for (uint32_t i = 0; i < count; i++)
-        push_frame(f->profile, functions[i]);
     if (f->expansion_count + count + 1 > f->expansion_capacity) {
         size_t capacity = f->expansion_capacity ? f->expansion_capacity * 2 : 1024;
         while (capacity < f->expansion_count + count + 1)
             capacity *= 2;
-        uint32_t *grown = realloc(f->expansions, capacity * sizeof *grown);
+        uint32_t *grown = capacity < NONE ? realloc(f->expansions, capacity * sizeof *grown) : NULL;
         if (!grown)
-            return;
+            return NONE;
         f->expansions = grown;
         f->expansion_capacity = capacity;
     }
-    at = (uint32_t)f->expansion_count;
+    uint32_t at = (uint32_t)f->expansion_count;
     f->expansions[at] = count;
     memcpy(f->expansions + at + 1, functions, count * sizeof *functions);
     f->expansion_count += count + 1;
-    sprof_map_put(&f->expanded, address, at);
+    return at;
+}
+
+/* The functions at one address, innermost (inlined) first, as the offset
+ * of their expansion in f->expansions; NONE when out of memory. Each
+ * address is worked out once per file: stacks repeat their addresses, and
+ * naming a function builds and interns a key. */
+static uint32_t address_expansion(struct trace_file *f, uint64_t address)
+{
+    uint32_t at;
+    if (sprof_map_get(&f->expanded, address, &at))
+        return at;
+    uint32_t functions[MAX_INLINE_FRAMES];
+    if (!f->symbolizer_failed)
+        f->symbolizer_failed = !symbolize_address(f, &f->symbolizer, address);
+    uint32_t count = address_functions(f, address, functions, MAX_INLINE_FRAMES);
+    at = add_expansion(f, functions, count);
+    if (at == NONE || !sprof_map_put(&f->expanded, address, at))
+        return NONE;
+    return at;
+}
+
+/* Expands one address into functions, innermost first, onto p->frames. */
+static void expand_address(struct trace_file *f, uint64_t address)
+{
+    uint32_t at = address_expansion(f, address);
+    if (at == NONE)
+        return;
+    for (uint32_t i = 0; i < f->expansions[at]; i++)
+        push_frame(f->profile, f->expansions[at + 1 + i]);
 }
 
 static void add_edge(struct profile *p, uint32_t caller, uint32_t callee, uint64_t calls)
@@ -938,68 +1042,151 @@ static void add_notice(struct profile *p, const char *text)
         p->notice_count++;
 }
 
-/* The profile stack of a node's path; equal paths of different tables
- * (threads) share one. NONE when out of memory; UNDEFINED when the path
- * runs into a gap or deeper than the format allows. */
-static uint32_t node_stack(struct trace_file *f, const struct loaded_table *t, uint32_t local)
+/* The thread samples are counted towards, looked up only when it changes:
+ * a thread's samples mostly come together. */
+struct thread_lookup {
+    uint32_t process, tid, thread; /* thread: NONE before the first */
+};
+
+/* Counts samples of one thread towards it and the profile's totals. */
+static void count_samples(struct profile *p, struct thread_lookup *last, uint32_t tid,
+                          uint64_t samples, uint64_t weight_ns)
+{
+    if (last->thread == NONE || tid != last->tid) {
+        last->thread = thread_index(p, last->process, tid);
+        last->tid = tid;
+    }
+    p->threads[last->thread].samples += samples;
+    p->threads[last->thread].weight_ns += weight_ns;
+    p->total_samples += samples;
+    p->total_weight_ns += weight_ns;
+}
+
+/* Version 1: STACK records become profile stacks, with the samples of the
+ * SAMPLES records that refer to them. */
+static bool merge_stack_records(struct trace_file *f, struct thread_lookup *threads)
 {
     struct profile *p = f->profile;
-    uint64_t path[SPROF_STACK_MAX_DEPTH];
-    uint32_t depth = 0;
-    bool truncated = false;
-    uint64_t hash = 0x9e3779b97f4a7c15ULL;
-    for (uint32_t at = local;;) {
-        const struct table_node *n = &t->nodes[at];
-        if (n->parent == UNDEFINED || depth == SPROF_STACK_MAX_DEPTH)
-            return UNDEFINED;
-        path[depth++] = n->address;
-        hash = sprof_hash64(hash ^ n->address) + depth;
-        if (n->parent == 0 || n->parent == TRUNCATED_ROOT) {
-            truncated = n->parent == TRUNCATED_ROOT;
-            break;
+    size_t first_stack = p->stack_count;
+    for (size_t i = 0; i < f->stack_count; i++) {
+        const struct loaded_stack *s = &f->stacks[i];
+        if (!GROW(p->stacks, p->stack_capacity, p->stack_count))
+            return false;
+        struct logical_stack ls = {(uint32_t)p->frame_count, 0, s->flags & SPROF_STACK_TRUNCATED,
+                                   0, 0};
+        for (uint16_t k = 0; k < s->depth; k++)
+            expand_address(f, f->addresses[s->first_address + k]);
+        if (ls.truncated)
+            push_frame(p, function_index(p, 0, 0, 0, 0, TRUNCATED_STACK_NAME));
+        ls.depth = (uint32_t)(p->frame_count - ls.first_frame);
+        p->stacks[p->stack_count++] = ls;
+    }
+    for (size_t i = 0; i < f->group_count; i++) {
+        const struct loaded_group *g = &f->groups[i];
+        p->stacks[first_stack + g->stack].samples += g->samples;
+        p->stacks[first_stack + g->stack].weight_ns += g->weight_ns;
+        count_samples(p, threads, g->tid, g->samples, g->weight_ns);
+    }
+    return true;
+}
+
+/* Each sampled path becomes a profile stack, in the order of their first
+ * samples, for the views that list stacks. */
+static bool merge_path_stacks(struct trace_file *f)
+{
+    struct profile *p = f->profile;
+    const struct path_tree *tree = &f->tree;
+    for (size_t i = 0; i < tree->sampled_count; i++) {
+        uint32_t leaf = tree->sampled[i];
+        if (!GROW(p->stacks, p->stack_capacity, p->stack_count))
+            return false;
+        struct logical_stack ls = {(uint32_t)p->frame_count, 0, false,
+                                   tree->samples[leaf].samples, tree->samples[leaf].weight_ns};
+        uint32_t at = leaf;
+        for (; at != PATH_ROOT && at != PATH_TRUNCATED; at = tree->parents[at])
+            expand_address(f, tree->nodes[at].address);
+        ls.truncated = at == PATH_TRUNCATED;
+        if (ls.truncated)
+            push_frame(p, function_index(p, 0, 0, 0, 0, TRUNCATED_STACK_NAME));
+        ls.depth = (uint32_t)(p->frame_count - ls.first_frame);
+        p->stacks[p->stack_count++] = ls;
+    }
+    return true;
+}
+
+struct first_use {
+    uint64_t key;
+    uint32_t address; /* index among the tree's addresses; NONE: the truncation mark */
+};
+
+static int compare_first_uses(const void *left, const void *right)
+{
+    const struct first_use *a = left, *b = right;
+    return a->key < b->key ? -1 : a->key > b->key;
+}
+
+/* Names the sampled paths' addresses, making their functions in the order
+ * merge_path_stacks would (the order breaks ties between rows of the same
+ * name): expansion_at[address index] gets the offset of its expansion, or
+ * of an empty one if no sampled stack has it. False when out of memory. */
+static bool expand_path_addresses(struct trace_file *f, uint32_t *expansion_at,
+                                  uint32_t *truncated_function)
+{
+    const struct path_tree *tree = &f->tree;
+    size_t count = tree->address_count;
+    uint64_t *first_use = malloc((count ? count : 1) * sizeof *first_use);
+    uint32_t *rank = malloc(tree->count * sizeof *rank);
+    struct first_use *order = malloc((count + 1) * sizeof *order);
+    uint32_t no_function = 0;
+    uint32_t empty = add_expansion(f, &no_function, 0);
+    bool ok = first_use && rank && order && empty != NONE;
+    if (ok) {
+        memset(first_use, 0xff, count * sizeof *first_use); /* PATH_UNUSED */
+        uint64_t truncated_first_use = PATH_UNUSED;
+        path_tree_first_uses(tree, rank, first_use, &truncated_first_use);
+        size_t used = 0;
+        for (size_t a = 0; a < count; a++) {
+            expansion_at[a] = empty;
+            if (first_use[a] != PATH_UNUSED)
+                order[used++] = (struct first_use){first_use[a], (uint32_t)a};
         }
-        at = n->parent;
-    }
-    hash ^= truncated;
-    uint32_t known;
-    if (sprof_map_get(&f->stack_by_path, hash, &known)) {
-        /* paths[known] holds the stack index, flags and depth, then the path. */
-        const uint64_t *stored = f->paths + known;
-        if (stored[1] == ((uint64_t)depth << 1 | truncated) &&
-            !memcmp(stored + 2, path, depth * sizeof *path))
-            return (uint32_t)stored[0];
-    }
-    if (!GROW(p->stacks, p->stack_capacity, p->stack_count))
-        return NONE;
-    struct logical_stack ls = {(uint32_t)p->frame_count, 0, truncated};
-    for (uint32_t i = 0; i < depth; i++)
-        expand_address(f, path[i]);
-    if (truncated)
-        push_frame(p, function_index(p, 0, 0, 0, 0, "[truncated stack]"));
-    ls.depth = (uint32_t)(p->frame_count - ls.first_frame);
-    uint32_t stack = (uint32_t)p->stack_count;
-    p->stacks[p->stack_count++] = ls;
-    /* Remembered for the next table with the same path (on a hash
-     * collision the first path keeps the slot; equal paths then just get
-     * stacks of their own). */
-    if (!sprof_map_get(&f->stack_by_path, hash, &known) &&
-        f->path_count + depth + 2 <= UINT32_MAX) {
-        while (f->path_count + depth + 2 > f->path_capacity) {
-            size_t capacity = f->path_capacity ? f->path_capacity * 2 : 4096;
-            uint64_t *grown = realloc(f->paths, capacity * sizeof *grown);
-            if (!grown)
-                return stack;
-            f->paths = grown;
-            f->path_capacity = capacity;
+        if (truncated_first_use != PATH_UNUSED)
+            order[used++] = (struct first_use){truncated_first_use, NONE};
+        qsort(order, used, sizeof *order, compare_first_uses);
+        *truncated_function = PATH_NONE;
+        for (size_t i = 0; ok && i < used; i++) {
+            uint32_t a = order[i].address;
+            if (a == NONE)
+                *truncated_function = function_index(f->profile, 0, 0, 0, 0, TRUNCATED_STACK_NAME);
+            else
+                ok = (expansion_at[a] = address_expansion(f, tree->addresses[a])) != NONE;
         }
-        uint64_t *stored = f->paths + f->path_count;
-        stored[0] = stack;
-        stored[1] = (uint64_t)depth << 1 | truncated;
-        memcpy(stored + 2, path, depth * sizeof *path);
-        sprof_map_put(&f->stack_by_path, hash, (uint32_t)f->path_count);
-        f->path_count += depth + 2;
     }
-    return stack;
+    free(first_use);
+    free(rank);
+    free(order);
+    return ok;
+}
+
+/* The sampled paths go straight into the functions' figures, without a
+ * stack each. */
+static bool merge_path_figures(struct trace_file *f)
+{
+    struct profile *p = f->profile;
+    struct path_walk walk;
+    uint32_t *expansion_at =
+        malloc((f->tree.address_count ? f->tree.address_count : 1) * sizeof *expansion_at);
+    bool ok = expansion_at && expand_path_addresses(f, expansion_at, &walk.truncated_function);
+    walk.expansions = f->expansions;
+    walk.expansion_at = expansion_at;
+    walk.functions = p->functions;
+    walk.on_path = calloc(p->function_count ? p->function_count : 1, sizeof *walk.on_path);
+    ok = ok && walk.on_path;
+    if (ok)
+        path_tree_add_figures(&f->tree, &walk);
+    free(expansion_at);
+    free(walk.on_path);
+    return ok;
 }
 
 static bool merge_into_profile(struct trace_file *f)
@@ -1009,56 +1196,15 @@ static bool merge_into_profile(struct trace_file *f)
         return false;
     uint32_t process = (uint32_t)p->process_count++;
     p->processes[process] = f->process;
-
-    uint32_t *stack_index = calloc(f->stack_count ? f->stack_count : 1, sizeof *stack_index);
-    if (!stack_index)
+    struct thread_lookup threads = {process, 0, NONE};
+    if (!merge_stack_records(f, &threads))
         return false;
-    for (size_t i = 0; i < f->stack_count; i++) {
-        const struct loaded_stack *s = &f->stacks[i];
-        if (!GROW(p->stacks, p->stack_capacity, p->stack_count)) {
-            free(stack_index);
-            return false;
-        }
-        struct logical_stack ls = {(uint32_t)p->frame_count, 0, s->flags & SPROF_STACK_TRUNCATED};
-        for (uint16_t k = 0; k < s->depth; k++)
-            expand_address(f, f->addresses[s->first_address + k]);
-        if (ls.truncated)
-            push_frame(p, function_index(p, 0, 0, 0, 0, "[truncated stack]"));
-        ls.depth = (uint32_t)(p->frame_count - ls.first_frame);
-        stack_index[i] = (uint32_t)p->stack_count;
-        p->stacks[p->stack_count++] = ls;
+    if (!(p->without_stacks ? merge_path_figures(f) : merge_path_stacks(f)))
+        return false;
+    for (size_t i = 0; i < f->thread_samples_count; i++) {
+        const struct thread_samples *t = &f->thread_samples[i];
+        count_samples(p, &threads, t->tid, t->samples, t->weight_ns);
     }
-    uint32_t last_tid = 0, last_thread = NONE;
-    for (size_t i = 0; i < f->group_count; i++) {
-        const struct loaded_group *g = &f->groups[i];
-        if (!GROW(p->groups, p->group_capacity, p->group_count)) {
-            free(stack_index);
-            return false;
-        }
-        uint32_t stack = g->stack != NONE ? stack_index[g->stack]
-                                          : node_stack(f, &f->tables[g->table], g->node);
-        if (stack == NONE) {
-            free(stack_index);
-            return false;
-        }
-        if (stack == UNDEFINED) {
-            f->unknown_stack_refs += g->samples;
-            continue;
-        }
-        /* A thread's groups mostly come together: look it up on a change. */
-        if (last_thread == NONE || g->tid != last_tid) {
-            last_thread = thread_index(p, process, g->tid);
-            last_tid = g->tid;
-        }
-        uint32_t thread = last_thread;
-        p->groups[p->group_count++] =
-            (struct sample_group){stack, thread, g->samples, g->weight_ns};
-        p->threads[thread].samples += g->samples;
-        p->threads[thread].weight_ns += g->weight_ns;
-        p->total_samples += g->samples;
-        p->total_weight_ns += g->weight_ns;
-    }
-    free(stack_index);
     for (size_t i = 0; i < f->thread_count; i++) {
         uint32_t thread = thread_index(p, process, f->threads[i].tid);
         p->threads[thread].name = f->threads[i].name;
@@ -1083,6 +1229,11 @@ int profile_load_file(struct profile *p, const char *path, char *error, size_t e
     struct trace_file f;
     memset(&f, 0, sizeof f);
     f.profile = p;
+    if (!path_tree_init(&f.tree)) {
+        snprintf(error, error_size, "out of memory");
+        sprof_reader_close(&reader);
+        return -1;
+    }
     int records = 0;
     struct sprof_record record;
     enum sprof_read_status status;

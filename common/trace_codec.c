@@ -175,7 +175,7 @@ uint64_t sprof_decoder_u64(struct sprof_decoder *dec)
     return at ? get_le(at, 8) : 0;
 }
 
-uint64_t sprof_decoder_varint(struct sprof_decoder *dec)
+uint64_t sprof_decoder_varint_long(struct sprof_decoder *dec)
 {
     uint64_t value = 0;
     if (!dec->ok || !sprof_varint_get(&dec->cursor, dec->end, &value)) {

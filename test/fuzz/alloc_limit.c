@@ -5,6 +5,7 @@
  *
  * Under AddressSanitizer (a -Db_sanitize=address build) its own limit is
  * used; otherwise glibc's allocator is wrapped. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@ const char *__asan_default_options(void)
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
 extern void *__libc_realloc(void *old, size_t size);
+extern void *__libc_memalign(size_t alignment, size_t size);
 
 static void too_big(void)
 {
@@ -66,6 +68,18 @@ void *realloc(void *old, size_t size)
     if (size > LIMIT)
         too_big();
     return __libc_realloc(old, size);
+}
+
+/* The analyzer's large arrays are aligned for huge pages. */
+int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (size > LIMIT)
+        too_big();
+    void *memory = __libc_memalign(alignment, size);
+    if (!memory)
+        return ENOMEM;
+    *out = memory;
+    return 0;
 }
 
 #endif

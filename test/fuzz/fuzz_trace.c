@@ -6,8 +6,9 @@
  * callers and callees of every function),
  * and the figures are checked against what must hold whatever the input:
  * a function's cumulative samples are at least its self samples and at most
- * the total, and rows come out in the order asked for. A broken invariant
- * traps, so the fuzzer keeps the input.
+ * the total, rows come out in the order asked for, and the figures computed
+ * on the path tree (a load without stacks) are those computed stack by
+ * stack. A broken invariant traps, so the fuzzer keeps the input.
  *
  * Built two ways (test/fuzz/meson.build): with clang's libFuzzer, and as a
  * plain program (replay_main.c) that runs saved inputs through this same
@@ -159,6 +160,38 @@ static void print_every_report(const struct profile *p)
     fflush(sink);
 }
 
+/* A profile loaded without stacks has its figures from one walk of the
+ * trace's path tree; they must be those computed stack by stack. */
+static void check_same_figures(const struct profile *with_stacks, const char *path)
+{
+    struct profile figures;
+    profile_init(&figures);
+    figures.without_stacks = true;
+    char error[512], warning[512];
+    int records = profile_load_file(&figures, path, error, sizeof error, warning, sizeof warning);
+    CHECK(records >= 0);
+    CHECK(figures.total_samples == with_stacks->total_samples);
+    CHECK(figures.total_weight_ns == with_stacks->total_weight_ns);
+    CHECK(figures.thread_count == with_stacks->thread_count);
+    CHECK(figures.function_count == with_stacks->function_count);
+    size_t count = 0, expected_count = 0;
+    struct function_stats *stats = compute_function_stats(&figures, SORT_NAME, &count);
+    struct function_stats *expected =
+        compute_function_stats(with_stacks, SORT_NAME, &expected_count);
+    CHECK(count == expected_count);
+    for (size_t i = 0; i < count; i++) {
+        const struct function_stats *a = &stats[i], *b = &expected[i];
+        CHECK(a->function == b->function);
+        CHECK(a->self_samples == b->self_samples && a->self_weight_ns == b->self_weight_ns);
+        CHECK(a->cumulative_samples == b->cumulative_samples &&
+              a->cumulative_weight_ns == b->cumulative_weight_ns);
+        CHECK(a->root_distance == b->root_distance);
+    }
+    free(stats);
+    free(expected);
+    profile_free(&figures);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (trace_fd < 0)
@@ -171,6 +204,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int records =
         profile_load_file(&profile, trace_path, error, sizeof error, warning, sizeof warning);
     CHECK(records < 0 || profile.process_count == 1);
+    if (records >= 0)
+        check_same_figures(&profile, trace_path);
     /* Merging: sprof-analyze loads several traces into one profile. An odd
      * last byte loads this one a second time, which must double the counts. */
     if (records >= 0 && size > 0 && (data[size - 1] & 1)) {

@@ -300,6 +300,22 @@ static void test_varint_round_trip(void)
         cursor = bytes;
         CHECK(!sprof_varint_get(&cursor, bytes + sizes[i] - 1, &value));
         CHECK(cursor == bytes);
+        /* Through the decoder, last in its bytes or followed by another
+         * value (its short path reads ahead), and one byte short. */
+        uint8_t then[SPROF_VARINT_MAX + 1];
+        memcpy(then, bytes, sizes[i]);
+        then[sizes[i]] = 42;
+        struct sprof_decoder dec;
+        sprof_decoder_init(&dec, then, sizes[i]);
+        CHECK_EQ(sprof_decoder_varint(&dec), values[i]);
+        CHECK(dec.ok && sprof_decoder_remaining(&dec) == 0);
+        sprof_decoder_init(&dec, then, sizes[i] + 1);
+        CHECK_EQ(sprof_decoder_varint(&dec), values[i]);
+        CHECK_EQ(sprof_decoder_varint(&dec), 42);
+        CHECK(dec.ok);
+        sprof_decoder_init(&dec, then, sizes[i] - 1);
+        CHECK_EQ(sprof_decoder_varint(&dec), 0);
+        CHECK(!dec.ok);
     }
     /* 300 is 0xac 0x02, low group first. */
     uint8_t bytes[SPROF_VARINT_MAX];

@@ -3,6 +3,7 @@
  * of the two shows. */
 #include "sprof/trace_format.h"
 #include "unit_profile.h"
+#include "varint.h"
 
 /* Stats of a profile built from tb, sorted by key. */
 struct loaded {
@@ -74,8 +75,10 @@ static void test_self_and_cumulative(void)
     CHECK_ROW(&l, "c", 4, 410, 4, 410);
     CHECK_ROW(&l, "d", 5, 520, 5, 520);
 
-    /* The two batches of stack 1 on thread 100 are one group. */
-    CHECK_EQ(l.profile.group_count, 3);
+    /* The two batches of stack 1 add up in it. */
+    CHECK_EQ(l.profile.stack_count, 4);
+    CHECK_EQ(l.profile.stacks[0].samples, 4);
+    CHECK_EQ(l.profile.stacks[0].weight_ns, 410);
     CHECK_EQ(l.profile.thread_count, 2);
     for (size_t i = 0; i < l.profile.thread_count; i++) {
         const struct thread_info *t = &l.profile.threads[i];
@@ -280,7 +283,8 @@ static void test_unknown_stack_ignored(void)
     expected_load_warning = NULL;
     CHECK_EQ(l.profile.total_samples, 2);
     CHECK_EQ(l.profile.total_weight_ns, 20);
-    CHECK_EQ(l.profile.group_count, 1);
+    CHECK_EQ(l.profile.stack_count, 1);
+    CHECK_EQ(l.profile.stacks[0].samples, 2);
     CHECK_EQ(l.count, 2);
     CHECK_ROW(&l, "work", 2, 20, 2, 20);
     CHECK_ROW(&l, "main", 0, 0, 2, 20);
@@ -312,6 +316,184 @@ static void test_truncated_stack(void)
     CHECK_ROW(&l, "deeper", 0, 0, 6, 66);
     CHECK_ROW(&l, "main", 0, 0, 1, 11);
     unload(&l);
+}
+
+/* A frame table being built, as the preload keeps one: nodes by local id. */
+#define BUILT_NODES_MAX 2048
+struct built_table {
+    uint32_t id;
+    uint32_t parents[BUILT_NODES_MAX];
+    uint64_t addresses[BUILT_NODES_MAX];
+    bool truncated[BUILT_NODES_MAX];
+    uint32_t count; /* local ids in use, 0 included */
+};
+
+/* Adds the stack "leaf;...;root" to t: its nodes that t lacks go out as a
+ * FRAMES record, numbered from first (t->count, or more to leave a gap).
+ * Returns the leaf's node. */
+static uint32_t put_stack(struct trace_builder *tb, struct built_table *t, uint32_t first,
+                          const char *frames, bool truncated)
+{
+    char *tokens[BUILT_NODES_MAX];
+    size_t depth = 0;
+    char *copy = strdup(frames);
+    for (char *token = strtok(copy, ";"); token; token = strtok(NULL, ";"))
+        tokens[depth++] = token;
+    uint32_t node = 0;
+    size_t made = 0;
+    uint8_t nodes[BUILT_NODES_MAX * 2 * SPROF_VARINT_MAX];
+    size_t size = 0;
+    uint64_t previous = 0;
+    for (size_t d = depth; d-- > 0;) {
+        uint64_t address = tb_address(tb, tokens[d]);
+        uint32_t found = 0;
+        for (uint32_t id = 1; id < t->count && !found; id++) {
+            if (t->parents[id] == node && t->addresses[id] == address &&
+                t->truncated[id] == (node == 0 && truncated))
+                found = id;
+        }
+        if (!found) {
+            found = made++ ? t->count : (t->count = first);
+            CHECK(found < BUILT_NODES_MAX);
+            t->parents[found] = node;
+            t->addresses[found] = address;
+            t->truncated[found] = node == 0 && truncated;
+            t->count++;
+            size += sprof_varint_put(nodes + size, (uint64_t)(node ? found - node : 0) << 1 |
+                                                       t->truncated[found]);
+            size += sprof_varint_put(nodes + size, sprof_zigzag((int64_t)(address - previous)));
+            previous = address;
+        }
+        node = found;
+    }
+    free(copy);
+    if (made) {
+        sprof_encoder_begin_record(&tb->enc, SPROF_REC_FRAMES);
+        sprof_encoder_varint(&tb->enc, t->id);
+        sprof_encoder_varint(&tb->enc, t->count - made);
+        sprof_encoder_bytes(&tb->enc, nodes, size);
+        CHECK(sprof_encoder_end_record(&tb->enc));
+        tb->record_count++;
+    }
+    return node;
+}
+
+/* One NODE_SAMPLES entry: samples at node of table, weighing weight_ns. */
+static void put_node_samples(struct trace_builder *tb, const struct built_table *t, uint32_t tid,
+                             uint32_t node, uint32_t samples, uint64_t weight_ns)
+{
+    sprof_encoder_begin_record(&tb->enc, SPROF_REC_NODE_SAMPLES);
+    sprof_encoder_varint(&tb->enc, t->id);
+    sprof_encoder_varint(&tb->enc, tid);
+    sprof_encoder_varint(&tb->enc, 1000);
+    sprof_encoder_varint(&tb->enc, (uint64_t)node << 1 | 1);
+    sprof_encoder_varint(&tb->enc, (uint64_t)samples << 1 | 1);
+    sprof_encoder_varint(&tb->enc, weight_ns);
+    CHECK(sprof_encoder_end_record(&tb->enc));
+    tb->record_count++;
+}
+
+/* Frame tables go straight into the functions' figures when no view needs
+ * stacks (profile.without_stacks): one walk of the trace's tree of paths
+ * must give what the stacks give, here checked by construction too. */
+static void test_frame_tables_without_stacks(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    static struct built_table one = {.id = 1, .count = 1}, two = {.id = 2, .count = 1},
+                              three = {.id = 3, .count = 1};
+    /* Recursion straight, mutual, and through an inlined frame. */
+    uint32_t f3 = put_stack(&tb, &one, one.count, "f;f;f;main", false);
+    uint32_t ab = put_stack(&tb, &one, one.count, "b;a;b;a;main", false);
+    uint32_t in = put_stack(&tb, &one, one.count, "g/f;f;main", false);
+    uint32_t cut = put_stack(&tb, &one, one.count, "x;f", true);
+    /* Thread 101 defines f;f;f;main again in its own table. */
+    uint32_t f3_again = put_stack(&tb, &two, two.count, "f;f;f;main", false);
+    uint32_t y = put_stack(&tb, &two, two.count, "y;f;main", false);
+    /* A lost write: node 2 of table 3 hangs below node 1, in a gap. */
+    uint64_t z = tb_address(&tb, "z");
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_FRAMES);
+    sprof_encoder_varint(&tb.enc, three.id);
+    sprof_encoder_varint(&tb.enc, 2);
+    sprof_encoder_varint(&tb.enc, 1 << 1);
+    sprof_encoder_varint(&tb.enc, sprof_zigzag((int64_t)z));
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    tb.record_count++;
+    uint32_t lost = 2;
+    three.count = 3;
+    /* Deeper than a stack may be. */
+    char deep[4 * 1100] = "";
+    for (int i = 0; i < 1100; i++)
+        strcat(deep, "f;");
+    strcat(deep, "main");
+    uint32_t too_deep = put_stack(&tb, &three, three.count, deep, false);
+
+    put_node_samples(&tb, &one, 100, f3, 4, 400);
+    put_node_samples(&tb, &one, 100, ab, 3, 330);
+    put_node_samples(&tb, &one, 100, in, 5, 505);
+    put_node_samples(&tb, &one, 100, cut, 2, 22);
+    put_node_samples(&tb, &two, 101, f3_again, 6, 606);
+    put_node_samples(&tb, &two, 101, y, 1, 7);
+    put_node_samples(&tb, &two, 101, f3_again, 1, 1);
+    put_node_samples(&tb, &three, 102, lost, 2, 20);
+    put_node_samples(&tb, &three, 102, too_deep, 9, 900);
+    tb_finish(&tb, 22, 1871);
+    char path[64];
+    tb_write(&tb, path);
+    tb_free(&tb);
+
+    struct profile stacks, figures;
+    profile_init(&stacks);
+    profile_init(&figures);
+    figures.without_stacks = true;
+    char error[256], warning[256];
+    CHECK(profile_load_file(&stacks, path, error, sizeof error, warning, sizeof warning) > 0);
+    CHECK(profile_load_file(&figures, path, error, sizeof error, warning, sizeof warning) > 0);
+    CHECK_CONTAINS(warning, "11 samples refer to stacks the trace does not define");
+    /* Only the views that list stacks get them. */
+    CHECK(stacks.stack_count > 0);
+    CHECK_EQ(figures.stack_count, 0);
+    CHECK_EQ(figures.total_samples, 22);
+    CHECK_EQ(figures.total_weight_ns, 1871);
+
+    struct loaded l = {figures, NULL, 0};
+    l.stats = compute_function_stats(&l.profile, SORT_CUMULATIVE, &l.count);
+    check_invariants(&l.profile, l.stats, l.count);
+    /* f is on 5 stacks (on one of them through an inlined frame), counted
+     * once on each however often it recurses. */
+    CHECK_ROW(&l, "f", 11, 1007, 19, 1541);
+    CHECK_ROW(&l, "main", 0, 0, 20, 1849);
+    CHECK_ROW(&l, "a", 0, 0, 3, 330);
+    CHECK_ROW(&l, "b", 3, 330, 3, 330);
+    CHECK_ROW(&l, "g", 5, 505, 5, 505);
+    CHECK_ROW(&l, "x", 2, 22, 2, 22);
+    CHECK_ROW(&l, "[truncated stack]", 0, 0, 2, 22);
+    CHECK_ROW(&l, "y", 1, 7, 1, 7);
+    CHECK_EQ(l.count, 8);
+
+    /* Every row, in every order, as computed stack by stack. */
+    static const enum sort_key keys[] = {SORT_CUMULATIVE, SORT_SELF, SORT_SAMPLES, SORT_NAME};
+    CHECK_EQ(figures.function_count, stacks.function_count);
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        size_t count, expected_count;
+        struct function_stats *got = compute_function_stats(&figures, keys[k], &count);
+        struct function_stats *expected = compute_function_stats(&stacks, keys[k], &expected_count);
+        CHECK_EQ(count, expected_count);
+        for (size_t i = 0; i < count; i++) {
+            const struct function_stats *a = &got[i], *b = &expected[i];
+            CHECK_EQ(a->function, b->function);
+            CHECK_EQ(a->self_samples, b->self_samples);
+            CHECK_EQ(a->self_weight_ns, b->self_weight_ns);
+            CHECK_EQ(a->cumulative_samples, b->cumulative_samples);
+            CHECK_EQ(a->cumulative_weight_ns, b->cumulative_weight_ns);
+            CHECK_EQ(a->root_distance, b->root_distance);
+        }
+        free(got);
+        free(expected);
+    }
+    free(l.stats);
+    profile_free(&stacks);
+    profile_free(&figures);
 }
 
 static void test_empty_profile(void)
@@ -350,6 +532,7 @@ int main(void)
         UNIT_CASE(test_sort_same_name),
         UNIT_CASE(test_unknown_stack_ignored),
         UNIT_CASE(test_truncated_stack),
+        UNIT_CASE(test_frame_tables_without_stacks),
         UNIT_CASE(test_empty_profile),
     };
     return unit_run(cases, sizeof cases / sizeof cases[0]);
