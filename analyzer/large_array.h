@@ -1,5 +1,5 @@
-/* Arrays that may grow large (a frame table's paths, the path tree's
- * nodes). Not thread-safe; uses malloc. */
+/* Growing arrays, and those that may grow large (a frame table's paths,
+ * the path tree's nodes). Not thread-safe; uses malloc. */
 #ifndef SPROF_LARGE_ARRAY_H
 #define SPROF_LARGE_ARRAY_H
 
@@ -12,5 +12,12 @@
  * rather than per 4 KB, and fewer TLB misses. False (the array unchanged)
  * when out of memory. Free with free(). */
 bool large_array_grow(void **array, size_t old_count, size_t new_count, size_t size);
+
+/* Makes room in *array (elements of size bytes) for one more than count,
+ * doubling its *capacity as needed. False (the array unchanged) when out
+ * of memory. */
+bool array_make_room(void **array, size_t *capacity, size_t count, size_t size);
+#define ARRAY_MAKE_ROOM(array, capacity, count) \
+    array_make_room((void **)&(array), &(capacity), (count), sizeof *(array))
 
 #endif

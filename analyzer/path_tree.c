@@ -19,7 +19,7 @@
 #include "path_tree.h"
 #include "sprof/trace_format.h"
 
-#define GROW(array, count, capacity) \
+#define GROW_LARGE(array, count, capacity) \
     large_array_grow((void **)&(array), (count), (capacity), sizeof *(array))
 
 #define FAMILY_SCAN_MAX 8
@@ -36,10 +36,11 @@ static bool reserve_nodes(struct path_tree *tree)
     if (tree->count < tree->capacity)
         return true;
     size_t capacity = tree->capacity ? tree->capacity * 2 : 1024;
-    if (capacity > FAMILY_HASHED || !GROW(tree->nodes, tree->count, capacity) ||
-        !GROW(tree->parents, tree->count, capacity) || !GROW(tree->depths, tree->count, capacity) ||
-        !GROW(tree->address_indexes, tree->count, capacity) ||
-        !GROW(tree->samples, tree->count, capacity))
+    if (capacity > FAMILY_HASHED || !GROW_LARGE(tree->nodes, tree->count, capacity) ||
+        !GROW_LARGE(tree->parents, tree->count, capacity) ||
+        !GROW_LARGE(tree->depths, tree->count, capacity) ||
+        !GROW_LARGE(tree->address_indexes, tree->count, capacity) ||
+        !GROW_LARGE(tree->samples, tree->count, capacity))
         return false;
     tree->capacity = capacity;
     return true;
@@ -136,14 +137,8 @@ static uint32_t address_index(struct path_tree *tree, uint64_t address)
     uint32_t index;
     if (sprof_map_get(&tree->address_index, address, &index))
         return index;
-    if (tree->address_count == tree->address_capacity) {
-        size_t capacity = tree->address_capacity ? tree->address_capacity * 2 : 1024;
-        uint64_t *grown = realloc(tree->addresses, capacity * sizeof *grown);
-        if (!grown)
-            return PATH_NONE;
-        tree->addresses = grown;
-        tree->address_capacity = capacity;
-    }
+    if (!ARRAY_MAKE_ROOM(tree->addresses, tree->address_capacity, tree->address_count))
+        return PATH_NONE;
     index = (uint32_t)tree->address_count;
     if (!sprof_map_put(&tree->address_index, address, index))
         return PATH_NONE;
@@ -209,14 +204,8 @@ bool path_tree_add_samples(struct path_tree *tree, uint32_t node, uint64_t sampl
 {
     struct path_samples *s = &tree->samples[node];
     if (s->samples == 0 && samples > 0) {
-        if (tree->sampled_count == tree->sampled_capacity) {
-            size_t capacity = tree->sampled_capacity ? tree->sampled_capacity * 2 : 1024;
-            uint32_t *grown = realloc(tree->sampled, capacity * sizeof *grown);
-            if (!grown)
-                return false;
-            tree->sampled = grown;
-            tree->sampled_capacity = capacity;
-        }
+        if (!ARRAY_MAKE_ROOM(tree->sampled, tree->sampled_capacity, tree->sampled_count))
+            return false;
         tree->sampled[tree->sampled_count++] = node;
     }
     s->samples += samples;

@@ -16,21 +16,8 @@
 #include "trace_reader.h"
 #include "varint.h"
 
-/* Grows *array (of element size) to hold one more; false when out of memory. */
-static bool grow(void **array, size_t *capacity, size_t count, size_t size)
-{
-    if (count < *capacity)
-        return true;
-    size_t next = *capacity ? *capacity * 2 : 64;
-    void *bigger = realloc(*array, next * size);
-    if (!bigger)
-        return false;
-    *array = bigger;
-    *capacity = next;
-    return true;
-}
-#define GROW(array, capacity, count) \
-    grow((void **)&(array), &(capacity), (count), sizeof *(array))
+/* Room for one more element: the short name this file's many arrays use. */
+#define GROW ARRAY_MAKE_ROOM
 
 /* Makes *array (of element size) hold size elements or more; its contents
  * are not kept. False when out of memory. */
