@@ -282,23 +282,27 @@ static bool makes_descriptor(int command)
     return command == F_DUPFD || command == F_DUPFD_CLOEXEC;
 }
 
-/* The argument is an int or a pointer, as the command says; glibc passes it
- * on as a pointer-sized value, and so do we. */
-/* fcntl(F_GETFD) probes see sprof's descriptors as closed (fd_guard.c). */
-static int closed_descriptor(void)
+/* fcntl(F_GETFD) probes see sprof's descriptors as closed (fd_guard.c);
+ * checked only where the probe found a descriptor open. */
+static int flags_unless_hidden(int fd, int flags)
 {
-    errno = EBADF;
-    return -1;
+    if (flags >= 0 && sprof_fd_guard_hidden(fd)) {
+        errno = EBADF;
+        return -1;
+    }
+    return flags;
 }
 
+/* The argument is an int or a pointer, as the command says; glibc passes it
+ * on as a pointer-sized value, and so do we. */
 SPROF_EXPORT int fcntl(int fd, int command, ...)
 {
     va_list arguments;
     va_start(arguments, command);
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
-    if (command == F_GETFD && sprof_fd_guard_hidden(fd))
-        return closed_descriptor();
+    if (command == F_GETFD)
+        return flags_unless_hidden(fd, REAL(fcntl)(fd, command, argument));
     if (!makes_descriptor(command))
         return REAL(fcntl)(fd, command, argument);
     FD_CALL(REAL(fcntl)(fd, command, argument));
@@ -310,8 +314,8 @@ SPROF_EXPORT int fcntl64(int fd, int command, ...)
     va_start(arguments, command);
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
-    if (command == F_GETFD && sprof_fd_guard_hidden(fd))
-        return closed_descriptor();
+    if (command == F_GETFD)
+        return flags_unless_hidden(fd, REAL(fcntl64)(fd, command, argument));
     if (!makes_descriptor(command))
         return REAL(fcntl64)(fd, command, argument);
     FD_CALL(REAL(fcntl64)(fd, command, argument));

@@ -266,8 +266,10 @@ SPROF_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
         return fn(first, last, flags);
     for (int i = 0; i < 2; i++) {
         int fd = atomic_load(&unwinder_fds[i]);
-        if (fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last && is_unwinder_fd(fd))
-            retire_unwinder_pipe(NULL);
+        if (fd >= 0 && (unsigned)fd >= first && (unsigned)fd <= last && is_unwinder_fd(fd)) {
+            retire_unwinder_pipe(NULL); /* both ends */
+            break;
+        }
     }
     return close_range_around_ours(fn, first, last, flags);
 }
@@ -337,21 +339,17 @@ SPROF_EXPORT int dup3(int oldfd, int newfd, int flags)
  * sprof's read as closed (EBADF). /proc/self/fd still lists them. */
 
 /* Whether fd, of which fstat said st, is one of sprof's. The file's type
- * picks the one comparison that can match. */
+ * picks the one check that can match; each compares numbers before it
+ * makes a system call. */
 static bool hidden_descriptor(int fd, const struct stat *st)
 {
     if (sprof_signals_in_unwind_window())
         return false;
     switch (st->st_mode & S_IFMT) {
     case S_IFREG:
-        return fd == atomic_load(&sprof_sampler.trace_fd) &&
-               st->st_dev == sprof_sampler.trace_dev && st->st_ino == sprof_sampler.trace_ino;
+        return trace_holder(fd) != NULL;
     case S_IFIFO:
-        for (int i = 0; i < 2; i++) {
-            if (fd == atomic_load(&unwinder_fds[i]))
-                return st->st_dev == unwinder_devs[i] && st->st_ino == unwinder_inos[i];
-        }
-        return false;
+        return is_unwinder_fd(fd);
     case 0: /* an anonymous inode, as a perf_event counter's */
         return perf_holder(fd) != NULL;
     default:
