@@ -124,18 +124,33 @@ def run_ok(env, argv, **kwargs):
     return result
 
 
-def check_completeness(env, trace, limit=0.05):
+def check_completeness(env, trace, limit=0.05, spins=True):
+    """The samples' time against the CPU time measured for the process.
+
+    With kernel sampling off only user time is sampled. The kernel splits
+    a process's CPU time into user and system at its tick, so rusage's user
+    part is an estimate; its total is exact. A program that spins (no
+    system calls of its own) spends in the kernel little more than the
+    signals' delivery, and the tick has been seen charging that 9% of the
+    run where the thread CPU clocks and the samples agreed within 2%. For
+    such a program the truth lies between the user estimate and the total,
+    and the samples must fall within the limit of that range. For a
+    program in system calls (spins=False) the user estimate is the truth."""
     s = env.summary(trace)
     sampled = float(s["sampled_seconds"])
-    measured = float(s["cpu_seconds"])
+    total = float(s["cpu_seconds"])
+    low = high = total
     if s["kernel_sampled"] == "0":
         # Time in system calls cannot be sampled here; it is reported apart.
-        measured -= float(s["unsampled_system_seconds"])
-    check(measured > 0.5, f"measured CPU {measured:.3f} s is too short to judge")
-    error = abs(sampled - measured) / measured
-    print(f"  completeness: sampled {sampled:.3f} s of {measured:.3f} s measured "
-          f"({100 * sampled / measured:.1f}%)")
-    check(error <= limit, f"samples stand for {sampled:.3f} s but {measured:.3f} s of CPU was "
+        low = total - float(s["unsampled_system_seconds"])
+        high = total if spins else low
+    check(low > 0.5, f"measured CPU {low:.3f} s is too short to judge")
+    measured = f"{low:.3f} s" if low == high else f"{low:.3f}..{high:.3f} s"
+    nearest = min(max(sampled, low), high)
+    error = abs(sampled - nearest) / nearest
+    where = "inside the range" if low < sampled < high else f"{100 * sampled / nearest:.1f}%"
+    print(f"  completeness: sampled {sampled:.3f} s of {measured} measured ({where})")
+    check(error <= limit, f"samples stand for {sampled:.3f} s but {measured} of CPU was "
                           f"measured: off by {100 * error:.1f}% (limit {100 * limit:.0f}%)")
     return s
 
@@ -245,7 +260,7 @@ def check_unsampled_stated(env, s, trace):
     # sampling at its tick, so for a program half in system calls the
     # measured user time itself is only good to a few percent (11% off was
     # seen on a loaded machine): compare the samples with it loosely.
-    check_completeness(env, trace, limit=0.20)
+    check_completeness(env, trace, limit=0.20, spins=False)
     print(f"  unsampled system time stated: {unsampled:.3f} s")
 
 
