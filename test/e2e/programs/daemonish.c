@@ -35,9 +35,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "daemonish: %s\n", dlerror());
         return 2;
     }
-    void (*plugin_work)(int) = (void (*)(int))dlsym(plugin, "plugin_work");
+    void (*plugin_work)(long) = (void (*)(long))dlsym(plugin, "plugin_work");
     for (int i = 0; i < 30; i++)
-        plugin_work(1000);
+        plugin_work(1000L * work_iterations_per_unit);
     dlclose(plugin);
     before_closing();
 

@@ -24,7 +24,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (pid == 0) {
-            WORK_LOOP(200 + 50 * (i % 4), (uint64_t)i); /* about 1-2 ms of CPU */
+            WORK_LOOP(200 + 50 * (i % 4), (uint64_t)i); /* about 1.2-2.1 ms of CPU */
             if (i % 3 == 2)
                 _exit(7);
             if (i % 3 == 1)
