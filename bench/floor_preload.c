@@ -5,7 +5,8 @@
  * every thread made by pthread_create), signalling that thread with SIGPROF
  * through fcntl F_SETSIG / F_SETOWN_EX (F_OWNER_TID), counting user time
  * only unless BENCH_FLOOR_KERNEL=1 (as sprof with SPROF_KERNEL). The
- * handler only counts the signal. What a
+ * handler only counts the signal. Like sprof by default, it keeps SIGPROF
+ * unblocked in every thread (see without_sigprof). What a
  * profiler costs beyond this floor is its own work: unwinding, tables,
  * writing. Like sprof, it stops the calling thread's counter before execve,
  * execv, execvp and execvpe (a signal reaching the new image, which has no
@@ -109,10 +110,55 @@ struct start_info {
     void *arg;
 };
 
+/* sprof keeps SIGPROF deliverable in threads that block every signal
+ * (its virtual masks, SPROF_UNBLOCK=1 by default), and so does the floor,
+ * crudely: a block never includes SIGPROF, and a new thread, which may
+ * have inherited a full mask (liblzma makes its threads so), unblocks it.
+ * Otherwise the floor would deliver nothing to such threads and cost less
+ * than the same timer does for sprof. */
+static const sigset_t *without_sigprof(int how, const sigset_t *set, sigset_t *copy)
+{
+    if (!set || how == SIG_UNBLOCK || !sigismember(set, SIGPROF))
+        return set;
+    *copy = *set;
+    sigdelset(copy, SIGPROF);
+    return copy;
+}
+
+typedef int (*mask_fn)(int, const sigset_t *, sigset_t *);
+
+EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    static _Atomic(mask_fn) real;
+    mask_fn fn = atomic_load(&real);
+    if (!fn) {
+        fn = (mask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
+        atomic_store(&real, fn);
+    }
+    sigset_t copy;
+    return fn(how, without_sigprof(how, set, &copy), old);
+}
+
+EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    static _Atomic(mask_fn) real;
+    mask_fn fn = atomic_load(&real);
+    if (!fn) {
+        fn = (mask_fn)dlsym(RTLD_NEXT, "sigprocmask");
+        atomic_store(&real, fn);
+    }
+    sigset_t copy;
+    return fn(how, without_sigprof(how, set, &copy), old);
+}
+
 static void *start_armed(void *raw)
 {
     struct start_info info = *(struct start_info *)raw;
     free(raw);
+    sigset_t sigprof;
+    sigemptyset(&sigprof);
+    sigaddset(&sigprof, SIGPROF);
+    pthread_sigmask(SIG_UNBLOCK, &sigprof, NULL);
     int fd = arm_this_thread();
     if (fd >= 0) {
         *this_thread_fd() = fd + 1;
