@@ -373,7 +373,11 @@ class Profilers:
     it sampled. Keys: none, floor, sprof, perf, gperf."""
 
     LABELS = {"none": "none", "floor": "floor", "sprof": "sprof", "perf": "perf record",
-              "gperf": "gperftools", "sprof-kernel": "sprof, SPROF_KERNEL=1"}
+              "gperf": "gperftools", "sprof-kernel": "sprof, SPROF_KERNEL=1",
+              "timer": "timer alone", "trap": "floor, SIGTRAP"}
+    # The floor's variants (bench/floor_preload.c, BENCH_FLOOR_SIGNAL): the
+    # counter's timer without a signal, and with perf's own SIGTRAP.
+    FLOOR_SIGNALS = {"floor": "fasync", "timer": "none", "trap": "trap"}
 
     def __init__(self):
         self.missing = {}   # key -> why it is skipped
@@ -393,9 +397,10 @@ class Profilers:
         trace=True adds sprof's trace statistics."""
         env = dict(env or {})
         prefix = list(wrapper)
-        if key == "floor":
+        if key in self.FLOOR_SIGNALS:
             env.update(LD_PRELOAD=str(BIN / "floor_preload.so"), BENCH_FLOOR_FREQ=str(freq),
-                       BENCH_FLOOR_OUTPUT=str(run_dir / "floor.txt"))
+                       BENCH_FLOOR_OUTPUT=str(run_dir / "floor.txt"),
+                       BENCH_FLOOR_SIGNAL=self.FLOOR_SIGNALS[key])
         elif key in ("sprof", "sprof-kernel"):
             env.update(LD_PRELOAD=str(BIN / "libsprof.so"), SPROF_FREQ=str(freq),
                        SPROF_OUTPUT=str(run_dir / "trace.bin"), SPROF_QUIET="1")
@@ -408,7 +413,7 @@ class Profilers:
             prefix += ["perf", "record", "-e", "cpu-clock", "-F", str(freq), "-g",
                        "-o", run_dir / "perf.data", "--"]
         run = execute(prefix + list(cmd), run_dir, env, stdout)
-        if key == "floor":
+        if key in self.FLOOR_SIGNALS:
             lines = (run_dir / "floor.txt").read_text().split() if (run_dir / "floor.txt").exists() else []
             run.samples = sum(int(x) for x in lines[1::3])
             run.info["processes"] = len(lines) // 3
@@ -610,7 +615,11 @@ class Harness:
         section = Section("1. Per-sample cost in the profiled program")
         peers = ["floor", "sprof"] + (["gperf"] if self.profilers.available("gperf") else [])
         freqs = (999, 4000)
-        configs = [("none", 0)] + [(p, f) for f in freqs for p in peers]
+        # The floor split in two at 999 Hz: its timer alone, and the timer
+        # with perf's SIGTRAP in place of the fasync signal.
+        variants = {999: ["timer", "trap"]}
+        peers_at = {f: peers[:1] + variants.get(f, []) + peers[1:] for f in freqs}
+        configs = [("none", 0)] + [(p, f) for f in freqs for p in peers_at[f]]
         rows = []
         costs = {}
         rounds_cost = {}    # (frames, Hz, profiler) -> per-sample cost of each round
@@ -627,7 +636,7 @@ class Harness:
                 noise.append((max(whole) - min(whole)) / median(whole))
             per_sample = {}
             for f in freqs:
-                for p in peers:
+                for p in peers_at[f]:
                     # The median chunk's added CPU over the samples per chunk.
                     rounds_cost[(frames, f, p)] = [
                         (r.info["median_chunk"] - b) * r.info["chunks"] / r.samples * 1e6
@@ -637,8 +646,10 @@ class Harness:
                     costs[(frames, f, p)] = median(per_sample[(f, p)])
             for f in freqs:
                 floor = costs.get((frames, f, "floor"))
-                for p in peers:
+                for p in peers_at[f]:
                     runs = results[(p, f)]
+                    if not any(r.samples for r in runs):
+                        continue  # SIGTRAP from perf needs Linux 5.13
                     added = median([r.info["median_chunk"] / b - 1 for r, b in zip(runs, base)
                                     if r.info["median_chunk"] and b])
                     cost = costs[(frames, f, p)]
@@ -667,7 +678,10 @@ class Harness:
             "middle half of the rounds' values. *depth*: the mean depth of sprof's recorded",
             "stacks. gperftools' timer (setitimer) fires at most once per kernel tick (%s),"
             % ("HZ=%d" % self.machine["hz"] if self.machine["hz"] else "HZ unknown"),
-            "whatever rate is asked.",
+            "whatever rate is asked. Two variants of the floor split its cost, at 999 Hz:",
+            "*timer alone* = the same counter with no signal (samples: its expiries); *floor,",
+            "SIGTRAP* = the counter signalling with perf's own SIGTRAP (attr.sigtrap) in place of",
+            "the fasync SIGPROF that sprof and the floor use.",
             ""]
         section.lines += markdown_table(
             ["frames", "depth", "Hz", "profiler", "samples", "CPU added", "us/sample",
@@ -696,12 +710,38 @@ class Harness:
                     None if ratio is None else ratio <= 0.5,
                     "%s us vs %s us, %sx%s" % (fmt(s, "{:.1f}"), fmt(g, "{:.1f}"), fmt(ratio),
                                                NOISE_NOTE if noisy else ""),
-                    None))
+                    self.cost_vs_gperftools_cause(costs, g)))
         else:
             section.lines.append("")
             section.lines.append("gperftools skipped: " + self.profilers.missing["gperf"] + ".")
         self.raw["cost_us"] = {"%d/%d/%s" % k: v for k, v in costs.items()}
         self.sections.append(section)
+
+    def cost_vs_gperftools_cause(self, costs, gperf_us):
+        """Where a sample's cost goes, from the floor and its two variants
+        (999 Hz, both stack depths): the timer's interrupts, the signal."""
+        floor = median([costs.get((frames, 999, "floor")) for frames in (10, 100)])
+        timer = median([costs.get((frames, 999, "timer")) for frames in (10, 100)])
+        trap = median([costs.get((frames, 999, "trap")) for frames in (10, 100)])
+        if floor is None or timer is None or not gperf_us:
+            return None
+        text = ("measured in section 1's floor rows: the floor (the same timer and signal, an "
+                "empty handler) costs %.1f us a sample here, of which the counter's timer alone "
+                "(no signal) costs %.1f us and the signal %.1f us: perf sends its fasync signal "
+                "through an interrupt of its own (irq_work, an interrupt the CPU sends "
+                "itself), which a virtual machine makes dear. gperftools' setitimer is driven by "
+                "the kernel's tick, which fires anyway, so it pays for neither and takes a "
+                "quarter of the samples (the tick's rate)" % (floor, timer, floor - timer))
+        if timer > 0.5 * gperf_us:
+            text += ("; the timer alone is %.0f%% of gperftools' whole sample, so no profiler "
+                     "that samples above the tick's rate with a timer per thread can cost half "
+                     "of gperftools' sample on this machine" % (100 * timer / gperf_us))
+        if trap is not None:
+            text += ("; perf's own SIGTRAP (attr.sigtrap), sent on the way back to user space, "
+                     "costs %.1f us with the timer (the *floor, SIGTRAP* row): sprof does not use "
+                     "it, because SIGTRAP belongs to debuggers (under gdb every sample would stop "
+                     "the program)" % trap)
+        return text
 
     def cost_in_instructions(self):
         """The handlers' own work, counted by callgrind: repeatable where time

@@ -16,6 +16,15 @@
  *   BENCH_FLOOR_KERNEL   1: count kernel time too, where permitted (0)
  *   BENCH_FLOOR_OUTPUT   file to which each process appends, at exit, a line
  *                        "pid signals threads"
+ *   BENCH_FLOOR_SIGNAL   how an expiry reaches the thread, to split the
+ *                        floor's cost in two (section 1 of the report):
+ *                        fasync  SIGPROF through F_SETSIG, as sprof (default);
+ *                        none    no signal: the counter's timer alone; the
+ *                                line's "signals" are then its expiries
+ *                                (count / period, read at the thread's end);
+ *                        trap    perf's own SIGTRAP (attr.sigtrap, Linux
+ *                                5.13+), sent on the way back to user space
+ *                                instead of through an interrupt for fasync.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -44,6 +53,7 @@ static int include_kernel = 0;
 static _Atomic int active;
 static int main_fd = -1;
 static pthread_key_t fd_key;
+static enum { SIGNAL_FASYNC, SIGNAL_NONE, SIGNAL_TRAP } signal_mode = SIGNAL_FASYNC;
 
 static void on_signal(int signal_number, siginfo_t *info, void *context)
 {
@@ -65,6 +75,10 @@ static int open_task_clock(int kernel)
     attr.exclude_kernel = kernel ? 0 : 1;
     attr.exclude_hv = 1;
     attr.wakeup_events = 1;
+    if (signal_mode == SIGNAL_TRAP) {
+        attr.sigtrap = 1;
+        attr.remove_on_exec = 1; /* the kernel requires it with sigtrap */
+    }
     return (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
@@ -75,9 +89,10 @@ static int arm_this_thread(void)
     if (fd < 0)
         return -1;
     struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid)};
-    if (fcntl(fd, F_SETFL, O_ASYNC) != 0 || fcntl(fd, F_SETSIG, SIGPROF) != 0 ||
-        fcntl(fd, F_SETOWN_EX, &owner) != 0 || ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0 ||
-        ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
+    if ((signal_mode == SIGNAL_FASYNC &&
+         (fcntl(fd, F_SETFL, O_ASYNC) != 0 || fcntl(fd, F_SETSIG, SIGPROF) != 0 ||
+          fcntl(fd, F_SETOWN_EX, &owner) != 0)) ||
+        ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0 || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) != 0) {
         close(fd);
         return -1;
     }
@@ -89,6 +104,9 @@ static void disarm(int fd)
 {
     if (fd >= 0) {
         ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+        uint64_t count;
+        if (signal_mode == SIGNAL_NONE && read(fd, &count, sizeof count) == sizeof count)
+            atomic_fetch_add(&signals, count / period_ns);
         close(fd);
     }
 }
@@ -116,12 +134,17 @@ struct start_info {
  * have inherited a full mask (liblzma makes its threads so), unblocks it.
  * Otherwise the floor would deliver nothing to such threads and cost less
  * than the same timer does for sprof. */
+static int floor_signal(void)
+{
+    return signal_mode == SIGNAL_TRAP ? SIGTRAP : SIGPROF;
+}
+
 static const sigset_t *without_sigprof(int how, const sigset_t *set, sigset_t *copy)
 {
-    if (!set || how == SIG_UNBLOCK || !sigismember(set, SIGPROF))
+    if (!set || how == SIG_UNBLOCK || !sigismember(set, floor_signal()))
         return set;
     *copy = *set;
-    sigdelset(copy, SIGPROF);
+    sigdelset(copy, floor_signal());
     return copy;
 }
 
@@ -157,7 +180,7 @@ static void *start_armed(void *raw)
     free(raw);
     sigset_t sigprof;
     sigemptyset(&sigprof);
-    sigaddset(&sigprof, SIGPROF);
+    sigaddset(&sigprof, floor_signal());
     pthread_sigmask(SIG_UNBLOCK, &sigprof, NULL);
     int fd = arm_this_thread();
     if (fd >= 0) {
@@ -268,12 +291,17 @@ __attribute__((constructor)) static void floor_start(void)
         if (probe >= 0)
             close(probe);
     }
+    const char *mode = getenv("BENCH_FLOOR_SIGNAL");
+    if (mode && !strcmp(mode, "none"))
+        signal_mode = SIGNAL_NONE;
+    else if (mode && !strcmp(mode, "trap"))
+        signal_mode = SIGNAL_TRAP;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_signal;
     action.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&action.sa_mask);
-    sigaction(SIGPROF, &action, NULL);
+    sigaction(floor_signal(), &action, NULL);
     pthread_key_create(&fd_key, on_thread_exit);
     pthread_atfork(NULL, NULL, on_fork_child);
     atomic_store(&active, 1);
