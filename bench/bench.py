@@ -20,7 +20,12 @@ How it measures, everywhere:
   tail of a run, callgrind's instruction counts, perf's shares), and a target
   whose rounds fall on both sides of it is marked as within the noise;
 - the floor is bench/floor_preload.c: sprof's timer and signal (a perf_event
-  task-clock counter per thread, F_SETSIG/F_SETOWN_EX) with an empty handler;
+  task-clock counter per thread, F_SETSIG/F_SETOWN_EX) with an empty handler,
+  keeping the signal unblocked in every thread as sprof does; section 1 also
+  runs it with no signal (the timer alone) and with perf's SIGTRAP, to split
+  a sample's cost between the timer and the signal;
+- a missed real-program target reruns sprof keeping the leaf frame alone
+  (SPROF_DEPTH=1), to tell a cost per sample from a cost per frame;
 - peers: gperftools' libprofiler (LD_PRELOAD, CPUPROFILE) and `perf record`,
   skipped (and said so) when they cannot be installed.
 
@@ -145,19 +150,17 @@ CAUSES = {
 FINDINGS = {
     "gcc -O2":
         "callgrind and strace on cc1 under sprof (when this harness was written): unw_backtrace "
-        "caches unwinding per instruction address, and cc1's samples keep reaching new "
-        "addresses in its 33 MB of code, so most frames take libunwind's full DWARF step, "
-        "several times the instructions of a sample on a steady stack (neither libunwind's API "
-        "nor Debian's build has a setting that makes it cheaper: a larger cache cost more time "
-        "than it saved); libunwind also blocked all signals around each of its locks, about "
-        "twenty system calls a sample, now answered without the kernel inside one window per "
-        "unwind (two a sample); and each cc1 process names its addresses at exit from the "
-        "unwind tables since cc1 is stripped (its exit now locates each module's table once "
-        "and sorts symbols without a call per comparison, about a third fewer instructions)",
-    "xz -T2":
-        "liblzma creates its worker threads with every signal blocked (it blocks them all "
-        "around pthread_create), so neither sprof nor the floor can sample them: the two compare "
-        "almost nothing here, and sprof's trace says so (its accounted share)",
+        "caches unwinding per instruction address, and cc1's samples keep landing on new "
+        "addresses in its 33 MB of code, so the interrupted frame itself nearly always takes "
+        "libunwind's full DWARF step (finding the function's unwind entry and running its "
+        "rules), whatever the depth, several times the instructions of a sample on a steady "
+        "stack (neither libunwind's API nor Debian's build has a setting that makes it "
+        "cheaper: a larger cache cost more time than it saved); libunwind also blocked all "
+        "signals around each of its locks, about twenty system calls a sample, now answered "
+        "without the kernel inside one window per unwind (two a sample); and each cc1 process "
+        "names its addresses at exit from the unwind tables since cc1 is stripped (its exit "
+        "now locates each module's table once and sorts symbols without a call per comparison, "
+        "about a third fewer instructions)",
 }
 
 
@@ -980,6 +983,9 @@ class Harness:
             why = None
             if ok is False:
                 why = self.why_overhead(name, s, fl, own, accounted)
+                depth = self.depth_effect(name, make_cmd)
+                if depth:
+                    why = (why + "; " if why else "") + depth
             section.targets.append(Target(
                 "%s: sprof's added CPU at most 1.3x the floor's" % name, ok, measured, why))
             section.lines.append("- %s: %s" % (name, description))
@@ -1048,6 +1054,32 @@ class Harness:
                 shares["exit" if exit_code else "sampling"] += share
         shutil.rmtree(run_dir, ignore_errors=True)
         return shares
+
+    def depth_effect(self, name, make_cmd):
+        """Whether a missed program's cost grows with the stacks' depth:
+        sprof as usual against sprof keeping the leaf frame alone
+        (SPROF_DEPTH=1; libunwind still unwinds up to the interrupted
+        frame), interleaved with runs without a profiler."""
+        log("3. %s: sprof's added CPU at SPROF_DEPTH=1" % name)
+
+        def run_one(config, r):
+            run_dir = new_run_dir()
+            env = {"SPROF_DEPTH": "1"} if config == "depth1" else None
+            run = self.profilers.run("none" if config == "none" else "sprof", 999,
+                                     make_cmd(run_dir), run_dir, env=env)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return run
+
+        results = interleaved(["none", "sprof", "depth1"], self.mode.real_reps, run_one)
+        added = {c: median([r.cpu / b.cpu - 1 for r, b in zip(results[c], results["none"])
+                            if b.cpu and r.status == 0])
+                 for c in ("sprof", "depth1")}
+        if added["sprof"] is None or added["depth1"] is None:
+            return None
+        return ("sprof's added CPU keeping only the leaf frame (SPROF_DEPTH=1): %+.1f%%, against "
+                "%+.1f%% with whole stacks (medians of %d more interleaved rounds): the cost is "
+                "per sample, not per frame" % (100 * added["depth1"], 100 * added["sprof"],
+                                               self.mode.real_reps))
 
     def why_overhead(self, name, sprof_added, floor_added, own, accounted):
         """What the measurements say about a missed overhead target."""
