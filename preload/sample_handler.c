@@ -601,6 +601,14 @@ static uint32_t unwind_with_cursor(ucontext_t *uc, uint64_t *pcs, uint32_t max_d
 static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *pcs,
                               uint32_t max_depth, bool *truncated)
 {
+    if (max_depth == 1) {
+        /* The interrupted address alone needs no unwinding: a flat
+         * profile for the cost of the signal (SPROF_DEPTH=1). Its callers
+         * are not known, so the stack counts as cut. */
+        pcs[0] = interrupted_pc(uc);
+        *truncated = true;
+        return 1;
+    }
     void **frames = t->scratch_frames;
     int wanted = (int)max_depth + HANDLER_FRAMES_MAX + 1;
     /* libunwind blocks all signals around each of its locks, with two

@@ -465,6 +465,24 @@ def truncation(env):
     check(pct(rows, "descend", "cumulative_percent") <= 100.0, "descend over 100%")
 
 
+@test
+def flat_profile(env):
+    """SPROF_DEPTH=1 keeps the interrupted address alone, without unwinding:
+    self time stays true, and every stack counts as cut (its callers are
+    not known)."""
+    run_ok(env, [env.program("split")], trace="flat.bin", extra_env={"SPROF_DEPTH": "1"})
+    rows = env.functions("flat.bin")
+    expect_share(rows, "leaf_a", "self_percent", 60)
+    expect_share(rows, "leaf_b", "self_percent", 30)
+    expect_share(rows, "leaf_c", "self_percent", 10)
+    check("common_caller" not in rows or float(rows["common_caller"]["cumulative_percent"]) < 1,
+          "a caller was recorded with SPROF_DEPTH=1")
+    s = env.summary("flat.bin")
+    check(s["truncated_stacks"] == s["samples"],
+          f"{s['truncated_stacks']} of {s['samples']} stacks marked cut")
+    check_completeness(env, "flat.bin")
+
+
 def calls(rows, name):
     check(name in rows, f"{name} missing from the profile")
     return int(rows[name]["calls"]), int(rows[name]["primitive_calls"])
