@@ -24,8 +24,9 @@ How it measures, everywhere:
   keeping the signal unblocked in every thread as sprof does; section 1 also
   runs it with no signal (the timer alone) and with perf's SIGTRAP, to split
   a sample's cost between the timer and the signal;
-- a missed real-program target reruns sprof keeping the leaf frame alone
-  (SPROF_DEPTH=1), to tell a cost per sample from a cost per frame;
+- a missed real-program target reruns sprof keeping the interrupted
+  address alone (SPROF_DEPTH=1, no unwinding), to measure what unwinding
+  costs there;
 - peers: gperftools' libprofiler (LD_PRELOAD, CPUPROFILE) and `perf record`,
   skipped (and said so) when they cannot be installed.
 
@@ -153,7 +154,7 @@ FINDINGS = {
         "caches unwinding per instruction address, and cc1's samples keep landing on new "
         "addresses in its 33 MB of code, so the interrupted frame itself nearly always takes "
         "libunwind's full DWARF step (finding the function's unwind entry and running its "
-        "rules), whatever the depth, several times the instructions of a sample on a steady "
+        "rules), several times the instructions of a sample on a steady "
         "stack (neither libunwind's API nor Debian's build has a setting that makes it "
         "cheaper: a larger cache cost more time than it saved); libunwind also blocked all "
         "signals around each of its locks, about twenty system calls a sample, now answered "
@@ -1056,10 +1057,9 @@ class Harness:
         return shares
 
     def depth_effect(self, name, make_cmd):
-        """Whether a missed program's cost grows with the stacks' depth:
-        sprof as usual against sprof keeping the leaf frame alone
-        (SPROF_DEPTH=1; libunwind still unwinds up to the interrupted
-        frame), interleaved with runs without a profiler."""
+        """How much of a missed program's cost is unwinding: sprof as usual
+        against sprof keeping the interrupted address alone (SPROF_DEPTH=1,
+        which does not unwind), interleaved with runs without a profiler."""
         log("3. %s: sprof's added CPU at SPROF_DEPTH=1" % name)
 
         def run_one(config, r):
@@ -1076,10 +1076,10 @@ class Harness:
                  for c in ("sprof", "depth1")}
         if added["sprof"] is None or added["depth1"] is None:
             return None
-        return ("sprof's added CPU keeping only the leaf frame (SPROF_DEPTH=1): %+.1f%%, against "
-                "%+.1f%% with whole stacks (medians of %d more interleaved rounds): the cost is "
-                "per sample, not per frame" % (100 * added["depth1"], 100 * added["sprof"],
-                                               self.mode.real_reps))
+        return ("sprof keeping the interrupted address alone, without unwinding (SPROF_DEPTH=1), "
+                "added %+.1f%% of CPU against %+.1f%% with whole stacks (medians of %d more "
+                "interleaved rounds): the difference is libunwind's unwinding"
+                % (100 * added["depth1"], 100 * added["sprof"], self.mode.real_reps))
 
     def why_overhead(self, name, sprof_added, floor_added, own, accounted):
         """What the measurements say about a missed overhead target."""
