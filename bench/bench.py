@@ -984,9 +984,10 @@ class Harness:
             why = None
             if ok is False:
                 why = self.why_overhead(name, s, fl, own, accounted)
-                depth = self.depth_effect(name, make_cmd)
-                if depth:
-                    why = (why + "; " if why else "") + depth
+                for extra in (self.depth_effect(name, make_cmd),
+                              self.program_slowdown(name, make_cmd)):
+                    if extra:
+                        why = (why + "; " if why else "") + extra
             section.targets.append(Target(
                 "%s: sprof's added CPU at most 1.3x the floor's" % name, ok, measured, why))
             section.lines.append("- %s: %s" % (name, description))
@@ -1080,6 +1081,57 @@ class Harness:
                 "added %+.1f%% of CPU against %+.1f%% with whole stacks (medians of %d more "
                 "interleaved rounds): the difference is libunwind's unwinding"
                 % (100 * added["depth1"], 100 * added["sprof"], self.mode.real_reps))
+
+    # Shared objects that are not the profiled program's own code.
+    NOT_THE_PROGRAM = re.compile(r"^(\[kernel|\[vdso|\[unknown|libsprof\.so|floor_preload\.so|"
+                                 r"libunwind|libdw|libelf|libc\.so|ld-linux|libm\.so)")
+
+    def program_slowdown(self, name, make_cmd):
+        """Whether the program's own code runs slower under sprof than under
+        the floor: perf's CPU samples in the program's own objects (not libc,
+        ld.so, the kernel or the profilers), interleaved rounds. Unwinding
+        reads memory the program does not (unwind tables, libunwind's
+        caches), which the program then finds missing from its caches."""
+        if not self.profilers.available("perf"):
+            return None
+        log("3. %s: the program's own CPU samples, floor against sprof (perf)" % name)
+
+        def run_one(key, r):
+            run_dir = new_run_dir()
+            env = ["env", "SPROF_FREQ=999", "BENCH_FLOOR_FREQ=999"]
+            if key == "sprof":
+                env += ["LD_PRELOAD=%s" % (BIN / "libsprof.so"), "SPROF_QUIET=1",
+                        "SPROF_SYMBOLIZE=0", "SPROF_OUTPUT=%s" % (run_dir / "trace.bin")]
+            else:
+                env += ["LD_PRELOAD=%s" % (BIN / "floor_preload.so")]
+            cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "10000", "-o",
+                   run_dir / "perf.data", "--"] + env + make_cmd(run_dir)
+            run = execute(cmd, run_dir)
+            report = subprocess.run(["perf", "report", "-i", run_dir / "perf.data", "-n",
+                                     "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+                                    capture_output=True, text=True, env=BASE_ENV).stdout
+            own = 0
+            for line in report.splitlines():
+                found = re.match(r"\s*[\d.]+%\s+(\d+)\s+(\S+)", line)
+                if found and not self.NOT_THE_PROGRAM.match(found.group(2)):
+                    own += int(found.group(1))
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return own if run.status == 0 else None
+
+        results = interleaved(["floor", "sprof"], self.mode.real_reps, run_one)
+        floor, sprof = median(results["floor"]), median(results["sprof"])
+        if not floor or not sprof:
+            return None
+        text = ("the program's own code (outside libc, ld.so and the kernel) took %+.1f%% CPU "
+                "samples under sprof against the floor (perf record -F 10000, medians of %d "
+                "interleaved rounds: %d against %d)" % (100 * (sprof / floor - 1),
+                                                        self.mode.real_reps, sprof, floor))
+        if sprof > floor * 1.005:
+            text += (": the program itself ran slower. Unwinding reads memory the program does "
+                     "not (unwind tables, libunwind's caches), and this machine has no hardware "
+                     "counters to show it, but evicting the program's data from the caches is "
+                     "the likely cause")
+        return text
 
     def why_overhead(self, name, sprof_added, floor_added, own, accounted):
         """What the measurements say about a missed overhead target."""
