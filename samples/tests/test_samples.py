@@ -411,12 +411,13 @@ def sum_profile_names_steps(env):
 @test
 def threads_profile_four_workers(env):
     """The pool's trace shows work on at least 4 threads, the named workers."""
-    out = env.run_ok([env.threads, "--mode", "fast", "--first", "33", "--last", "36"],
+    # Eight tasks for four workers: a worker that starts late on a busy
+    # machine still finds one left (with four, the others could take all).
+    out = env.run_ok([env.threads, "--mode", "fast", "--first", "30", "--last", "37"],
                      trace="pool.bin").stdout
     for k in range(4):
-        check(f"# fib-worker-{k}: 1 task," in out,
-              f"fib-worker-{k} did not take exactly one task (the test needs each worker "
-              f"busy): {out}")
+        check(re.search(rf"^# fib-worker-{k}: [1-9]\d* tasks?,", out, re.MULTILINE),
+              f"fib-worker-{k} took no task (the test needs each worker busy): {out}")
     rows = env.analyze_csv("pool.bin", "--threads")
     working = [r for r in rows if int(r["samples"]) > 0]
     check(len(working) >= 4, f"only {len(working)} threads with samples: {rows}")
