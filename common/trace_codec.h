@@ -62,11 +62,33 @@ uint64_t sprof_decoder_u64(struct sprof_decoder *dec);
 /* The general case of sprof_decoder_varint: any length, and errors. */
 uint64_t sprof_decoder_varint_long(struct sprof_decoder *dec);
 /* A LEB128 variable-length integer; a malformed one sets ok = false.
- * Values of one or two bytes, most of a trace's, are read inline. */
+ * Values of up to four bytes, nearly all of a trace's (node distances,
+ * address deltas within a module), are read inline. */
 static inline uint64_t sprof_decoder_varint(struct sprof_decoder *dec)
 {
     const uint8_t *at = dec->cursor;
-    if (dec->ok && dec->end - at >= 2) {
+    if (dec->ok && dec->end - at >= 4) {
+        /* Unrolled: the four bytes are known to be there. */
+        uint64_t value = at[0] & 0x7f;
+        if (at[0] < 0x80) {
+            dec->cursor = at + 1;
+            return value;
+        }
+        value |= (uint64_t)(at[1] & 0x7f) << 7;
+        if (at[1] < 0x80) {
+            dec->cursor = at + 2;
+            return value;
+        }
+        value |= (uint64_t)(at[2] & 0x7f) << 14;
+        if (at[2] < 0x80) {
+            dec->cursor = at + 3;
+            return value;
+        }
+        if (at[3] < 0x80) {
+            dec->cursor = at + 4;
+            return value | (uint64_t)at[3] << 21;
+        }
+    } else if (dec->ok && dec->end - at >= 2) {
         if (at[0] < 0x80) {
             dec->cursor = at + 1;
             return at[0];
