@@ -23,13 +23,11 @@
     large_array_grow((void **)&(array), (count), (capacity), sizeof *(array))
 
 #define FAMILY_SCAN_MAX 8
-/* Set in a node's first_child when its family is in the hash table. */
-#define FAMILY_HASHED 0x80000000u
+#define FAMILY_HASHED PATH_FAMILY_HASHED
 /* Nodes after a node that are asked for: about a stack's worth. */
 #define RUN_AHEAD 32
 #define NODES_PER_LINE (64 / sizeof(struct path_node))
-/* Ends a list of children: PATH_ROOT is nobody's child. */
-#define NO_CHILD PATH_ROOT
+#define NO_CHILD PATH_NO_CHILD
 
 static bool reserve_nodes(struct path_tree *tree)
 {
@@ -159,7 +157,8 @@ void path_tree_prefetch_run(const struct path_tree *tree, uint32_t node)
         __builtin_prefetch(&tree->nodes[node + ahead]);
 }
 
-bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address, uint32_t *child)
+bool path_tree_find_child(struct path_tree *tree, uint32_t parent, uint64_t address,
+                          uint32_t *child)
 {
     uint32_t first = tree->nodes[parent].first_child;
     uint32_t scanned = 0;

@@ -60,11 +60,31 @@ struct path_tree {
 bool path_tree_init(struct path_tree *tree);
 void path_tree_free(struct path_tree *tree);
 
+/* Set in a node's first_child when its family is in the hash table. */
+#define PATH_FAMILY_HASHED 0x80000000u
+/* Ends a list of children: PATH_ROOT is nobody's child. */
+#define PATH_NO_CHILD PATH_ROOT
+
+/* path_tree_child when the child is not its parent's newest. */
+bool path_tree_find_child(struct path_tree *tree, uint32_t parent, uint64_t address,
+                          uint32_t *child);
+
 /* Sets *child to the node of address called from parent (PATH_ROOT or
  * PATH_TRUNCATED for a root), made on first use; PATH_NONE when the stack
  * would be deeper than the format allows. False when out of memory. */
-bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address,
-                     uint32_t *child);
+static inline bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address,
+                                   uint32_t *child)
+{
+    /* Nearly every node has one child, so the newest one is nearly always
+     * the one asked for: checked here, without a call. */
+    uint32_t first = tree->nodes[parent].first_child;
+    if (first != PATH_NO_CHILD && !(first & PATH_FAMILY_HASHED) &&
+        tree->nodes[first].address == address) {
+        *child = first;
+        return true;
+    }
+    return path_tree_find_child(tree, parent, address, child);
+}
 
 /* Asking the memory early for what lookups will read lets lookups for
  * many stacks wait for it together. Looking up a child of node reads node

@@ -527,6 +527,10 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
         uint32_t path = PATH_NONE; /* below a gap, it stays undefined */
         if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path))
             return false;
+        /* A root, or a stack going on from an earlier record, mostly goes
+         * on along path nodes made one after another: asked for now. */
+        if (path != PATH_NONE && e->parent < first)
+            path_tree_prefetch_run(&f->tree, path);
         t->paths[t->count++] = path;
     }
     return ok;
