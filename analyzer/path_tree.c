@@ -29,11 +29,9 @@
 #define NODES_PER_LINE (64 / sizeof(struct path_node))
 #define NO_CHILD PATH_NO_CHILD
 
-static bool reserve_nodes(struct path_tree *tree)
+/* Room for capacity nodes in every array beside nodes. */
+static bool grow_nodes(struct path_tree *tree, size_t capacity)
 {
-    if (tree->count < tree->capacity)
-        return true;
-    size_t capacity = tree->capacity ? tree->capacity * 2 : 1024;
     if (capacity > FAMILY_HASHED || !GROW_LARGE(tree->nodes, tree->count, capacity) ||
         !GROW_LARGE(tree->parents, tree->count, capacity) ||
         !GROW_LARGE(tree->depths, tree->count, capacity) ||
@@ -42,6 +40,17 @@ static bool reserve_nodes(struct path_tree *tree)
         return false;
     tree->capacity = capacity;
     return true;
+}
+
+static bool reserve_nodes(struct path_tree *tree)
+{
+    return tree->count < tree->capacity ||
+           grow_nodes(tree, tree->capacity ? tree->capacity * 2 : 1024);
+}
+
+bool path_tree_expect(struct path_tree *tree, size_t nodes)
+{
+    return nodes <= tree->capacity || grow_nodes(tree, nodes);
 }
 
 /* Makes node id, called from parent. */

@@ -59,6 +59,10 @@ struct path_tree {
 /* False when out of memory. */
 bool path_tree_init(struct path_tree *tree);
 void path_tree_free(struct path_tree *tree);
+/* Makes room for nodes nodes at once, so that the arrays are not copied
+ * as they grow (a copy fills new pages); room never used costs address
+ * space only. False when out of memory (the tree unchanged, still usable). */
+bool path_tree_expect(struct path_tree *tree, size_t nodes);
 
 /* Set in a node's first_child when its family is in the hash table. */
 #define PATH_FAMILY_HASHED 0x80000000u

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "demangle.h"
 #include "large_array.h"
@@ -427,6 +428,9 @@ static bool read_samples(struct trace_file *f, struct sprof_decoder *dec)
     return true;
 }
 
+/* Bytes of trace per distinct path node guessed when the tree is made. */
+#define TRACE_BYTES_PER_PATH_GUESS 32
+
 /* Gaps in tables (lost writes) get placeholder ids; this many at most per
  * file, so a hostile trace cannot make the reader allocate without end. */
 #define UNDEFINED_NODES_MAX (1u << 22)
@@ -446,14 +450,23 @@ static struct frame_table *find_table(struct trace_file *f, uint32_t id, bool cr
     return &f->tables[at];
 }
 
-/* Room for local ids up to (not including) size. */
+/* A table grows by doubling up to this many local ids, then to every id
+ * it may have at once: a large table is then never copied, and the pages
+ * of ids it does not use are never touched. */
+#define TABLE_DOUBLING_MAX (1u << 16)
+
+/* Room for local ids up to (not including) size, or for all there may be. */
 static bool reserve_table(struct frame_table *t, size_t size)
 {
+    if (size > SPROF_FRAME_TABLE_MAX_NODES + 1)
+        size = SPROF_FRAME_TABLE_MAX_NODES + 1;
     if (size <= t->capacity)
         return true;
     size_t capacity = t->capacity ? t->capacity : 64;
     while (capacity < size)
         capacity *= 2;
+    if (capacity > TABLE_DOUBLING_MAX)
+        capacity = SPROF_FRAME_TABLE_MAX_NODES + 1;
     if (!large_array_grow((void **)&t->paths, t->count, capacity, sizeof *t->paths))
         return false;
     t->capacity = capacity;
@@ -1225,6 +1238,12 @@ int profile_load_file(struct profile *p, const char *path, char *error, size_t e
         sprof_reader_close(&reader);
         return -1;
     }
+    /* Frame nodes take two bytes or more, and new tables define their
+     * stacks again: few traces have a distinct path per 32 bytes. A trace
+     * with more grows its tree by doubling, as without the guess. */
+    struct stat file_stat;
+    if (fstat(fileno(reader.file), &file_stat) == 0 && S_ISREG(file_stat.st_mode))
+        path_tree_expect(&f.tree, (size_t)file_stat.st_size / TRACE_BYTES_PER_PATH_GUESS);
     int records = 0;
     struct sprof_record record;
     enum sprof_read_status status;
