@@ -207,15 +207,13 @@ bool path_tree_find_child(struct path_tree *tree, uint32_t parent, uint64_t addr
     return true;
 }
 
-bool path_tree_add_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
-                           uint64_t weight_ns)
+bool path_tree_add_first_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
+                                 uint64_t weight_ns)
 {
     struct path_samples *s = &tree->samples[node];
-    if (s->samples == 0 && samples > 0) {
-        if (!ARRAY_MAKE_ROOM(tree->sampled, tree->sampled_capacity, tree->sampled_count))
-            return false;
-        tree->sampled[tree->sampled_count++] = node;
-    }
+    if (!ARRAY_MAKE_ROOM(tree->sampled, tree->sampled_capacity, tree->sampled_count))
+        return false;
+    tree->sampled[tree->sampled_count++] = node;
     s->samples += samples;
     s->weight_ns += weight_ns;
     return true;

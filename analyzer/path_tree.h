@@ -102,12 +102,30 @@ static inline void path_tree_prefetch(const struct path_tree *tree, uint32_t nod
     if (node != PATH_NONE)
         __builtin_prefetch(&tree->nodes[node]);
 }
+static inline void path_tree_prefetch_samples(const struct path_tree *tree, uint32_t node)
+{
+    if (node != PATH_NONE)
+        __builtin_prefetch(&tree->samples[node]);
+}
 void path_tree_prefetch_first_child(const struct path_tree *tree, uint32_t node);
 void path_tree_prefetch_run(const struct path_tree *tree, uint32_t node);
 
-/* Adds samples that landed on node, a real one. False when out of memory. */
-bool path_tree_add_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
-                           uint64_t weight_ns);
+/* path_tree_add_samples for a node's first samples. */
+bool path_tree_add_first_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
+                                 uint64_t weight_ns);
+
+/* Adds samples that landed on node, a real one. False when out of memory.
+ * Inline: it runs for every sample entry of a trace. */
+static inline bool path_tree_add_samples(struct path_tree *tree, uint32_t node,
+                                         uint64_t samples, uint64_t weight_ns)
+{
+    struct path_samples *s = &tree->samples[node];
+    if (s->samples == 0 && samples > 0)
+        return path_tree_add_first_samples(tree, node, samples, weight_ns);
+    s->samples += samples;
+    s->weight_ns += weight_ns;
+    return true;
+}
 
 /* The order in which making a stack of each sampled node in turn (leaf
  * first) would first meet each address: first_use[a] gets the smallest

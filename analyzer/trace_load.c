@@ -147,6 +147,8 @@ struct trace_file {
     struct path_tree tree;    /* the tables' stacks */
     struct frame_entry *frame_entries; /* one FRAMES record's, decoded */
     size_t frame_entry_capacity;
+    uint32_t *earlier_parents; /* its nodes' parents in earlier records */
+    size_t earlier_parent_capacity;
     struct thread_samples *thread_samples;
     size_t thread_samples_count, thread_samples_capacity;
     struct sprof_map thread_samples_by_tid;
@@ -184,6 +186,7 @@ static void trace_file_free(struct trace_file *f)
     free(f->tables);
     path_tree_free(&f->tree);
     free(f->frame_entries);
+    free(f->earlier_parents);
     free(f->thread_samples);
     sprof_map_free(&f->thread_samples_by_tid);
     free(f->modules);
@@ -478,23 +481,18 @@ static bool reserve_table(struct frame_table *t, size_t size)
 }
 
 /* Asks the memory for what the lookups of a record's nodes below nodes of
- * earlier records read first: those nodes' paths, the path nodes, their
- * first children. Each round uses what the round before fetched. */
+ * earlier records (their local ids: earlier) read first: those nodes'
+ * paths, the path nodes, their first children. Each round uses what the
+ * round before fetched. */
 static void prefetch_frames(const struct frame_table *t, const struct path_tree *tree,
-                            const struct frame_entry *entries, size_t count, size_t first)
+                            const uint32_t *earlier, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        if (entries[i].parent != 0 && entries[i].parent < first)
-            __builtin_prefetch(&t->paths[entries[i].parent]);
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (entries[i].parent != 0 && entries[i].parent < first)
-            path_tree_prefetch(tree, t->paths[entries[i].parent]);
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (entries[i].parent != 0 && entries[i].parent < first)
-            path_tree_prefetch_first_child(tree, t->paths[entries[i].parent]);
-    }
+    for (size_t i = 0; i < count; i++)
+        __builtin_prefetch(&t->paths[earlier[i]]);
+    for (size_t i = 0; i < count; i++)
+        path_tree_prefetch(tree, t->paths[earlier[i]]);
+    for (size_t i = 0; i < count; i++)
+        path_tree_prefetch_first_child(tree, t->paths[earlier[i]]);
 }
 
 static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
@@ -508,7 +506,8 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
     size_t most = sprof_decoder_remaining(dec) / 2;
     struct frame_table *t = find_table(f, (uint32_t)table_id, true);
     if (!t || !reserve_table(t, (size_t)first + most) || first < t->count ||
-        !RESERVE(f->frame_entries, f->frame_entry_capacity, most))
+        !RESERVE(f->frame_entries, f->frame_entry_capacity, most) ||
+        !RESERVE(f->earlier_parents, f->earlier_parent_capacity, most))
         return false; /* out of memory, or nodes defined twice */
     f->undefined_nodes += first - t->count;
     if (f->undefined_nodes > UNDEFINED_NODES_MAX)
@@ -518,7 +517,7 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
     /* The record is decoded whole before its nodes are looked up, so that
      * their memory can be asked for at once. */
     bool ok = true;
-    size_t count = 0;
+    size_t count = 0, earlier = 0;
     uint64_t address = 0;
     while (sprof_decoder_remaining(dec) > 0) {
         uint64_t distance_flags = sprof_decoder_varint(dec);
@@ -529,10 +528,13 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
             ok = false;
             break; /* the nodes before it are defined */
         }
-        f->frame_entries[count++] = (struct frame_entry){
-            address, distance ? (uint32_t)(local - distance) : 0, (distance_flags & 1) != 0};
+        uint32_t parent = distance ? (uint32_t)(local - distance) : 0;
+        if (parent != 0 && parent < first)
+            f->earlier_parents[earlier++] = parent;
+        f->frame_entries[count++] =
+            (struct frame_entry){address, parent, (distance_flags & 1) != 0};
     }
-    prefetch_frames(t, &f->tree, f->frame_entries, count, first);
+    prefetch_frames(t, &f->tree, f->earlier_parents, earlier);
     for (size_t i = 0; i < count; i++) {
         const struct frame_entry *e = &f->frame_entries[i];
         uint32_t parent = e->parent ? t->paths[e->parent]
@@ -569,35 +571,47 @@ static struct thread_samples *find_thread_samples(struct trace_file *f, uint32_t
 struct node_entry {
     uint64_t local, samples, weight_ns;
 };
-#define ENTRY_BATCH 32
+/* Entries decoded at a time: a record's worth, mostly. */
+#define ENTRY_BATCH 256
+/* How far ahead of the entry being added its table slot (2 x) and then
+ * its path's samples (1 x) are asked for. */
+#define ENTRY_AHEAD 8
 
 /* Adds entries of table t (or NULL) to the samples of their paths. Each
- * is a random place in large arrays: the memory is asked for all of a
- * batch's places before any is used. False when out of memory. */
+ * is a random place in large arrays: the memory is asked for ahead, so
+ * that the waits of many entries overlap. False when out of memory. */
 static bool add_node_entries(struct trace_file *f, const struct frame_table *t, uint32_t tid,
-                             const struct node_entry *entries, size_t count)
+                             uint32_t *thread_at, const struct node_entry *entries,
+                             size_t count)
 {
-    uint32_t paths[ENTRY_BATCH];
     size_t in_table = 0; /* the first entries, ascending, have a local id in t */
     while (t && in_table < count && entries[in_table].local < t->count)
-        __builtin_prefetch(&t->paths[entries[in_table++].local]);
+        in_table++;
+    for (size_t i = 0; i < in_table && i < 2 * ENTRY_AHEAD; i++)
+        __builtin_prefetch(&t->paths[entries[i].local]);
+    for (size_t i = 0; i < in_table && i < ENTRY_AHEAD; i++)
+        path_tree_prefetch_samples(&f->tree, t->paths[entries[i].local]);
     for (size_t i = 0; i < count; i++) {
-        paths[i] = i < in_table ? t->paths[entries[i].local] : PATH_NONE;
-        if (paths[i] != PATH_NONE)
-            __builtin_prefetch(&f->tree.samples[paths[i]]);
-    }
-    struct thread_samples *thread = NULL; /* looked up at the first defined stack */
-    for (size_t i = 0; i < count; i++) {
+        if (i + 2 * ENTRY_AHEAD < in_table)
+            __builtin_prefetch(&t->paths[entries[i + 2 * ENTRY_AHEAD].local]);
+        if (i + ENTRY_AHEAD < in_table)
+            path_tree_prefetch_samples(&f->tree, t->paths[entries[i + ENTRY_AHEAD].local]);
         const struct node_entry *e = &entries[i];
-        if (paths[i] == PATH_NONE) {
+        uint32_t path = i < in_table ? t->paths[e->local] : PATH_NONE;
+        if (path == PATH_NONE) {
             f->unknown_stack_refs += e->samples;
             continue;
         }
-        if ((!thread && !(thread = find_thread_samples(f, tid))) ||
-            !path_tree_add_samples(&f->tree, paths[i], e->samples, e->weight_ns))
+        if (*thread_at == NONE) {
+            struct thread_samples *found = find_thread_samples(f, tid);
+            if (!found)
+                return false;
+            *thread_at = (uint32_t)(found - f->thread_samples);
+        }
+        if (!path_tree_add_samples(&f->tree, path, e->samples, e->weight_ns))
             return false;
-        thread->samples += e->samples;
-        thread->weight_ns += e->weight_ns;
+        f->thread_samples[*thread_at].samples += e->samples;
+        f->thread_samples[*thread_at].weight_ns += e->weight_ns;
     }
     return true;
 }
@@ -618,6 +632,7 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
         return false; /* a table belongs to one thread */
     struct node_entry batch[ENTRY_BATCH];
     size_t batched = 0;
+    uint32_t thread_at = NONE; /* looked up at the first defined stack */
     uint64_t local = 0;
     bool ok = true;
     while (ok && sprof_decoder_remaining(dec) > 0) {
@@ -640,11 +655,11 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
         local += delta;
         batch[batched++] = (struct node_entry){local, samples, weight};
         if (batched == ENTRY_BATCH) {
-            ok = add_node_entries(f, t, (uint32_t)tid, batch, batched);
+            ok = add_node_entries(f, t, (uint32_t)tid, &thread_at, batch, batched);
             batched = 0;
         }
     }
-    return add_node_entries(f, t, (uint32_t)tid, batch, batched) && ok;
+    return add_node_entries(f, t, (uint32_t)tid, &thread_at, batch, batched) && ok;
 }
 
 static bool read_thread(struct trace_file *f, struct sprof_decoder *dec)
