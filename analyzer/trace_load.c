@@ -516,38 +516,57 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
         t->paths[t->count++] = PATH_NONE; /* a gap */
     /* The record is decoded whole before its nodes are looked up, so that
      * their memory can be asked for at once. */
+    /* The loops below are the analyzer's hottest: their state is kept in
+     * locals, which calls out of them cannot change. */
     bool ok = true;
     size_t count = 0, earlier = 0;
     uint64_t address = 0;
-    while (sprof_decoder_remaining(dec) > 0) {
-        uint64_t distance_flags = sprof_decoder_varint(dec);
-        address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(dec));
-        uint64_t distance = distance_flags >> 1;
+    struct frame_entry *entries = f->frame_entries;
+    uint32_t *earlier_parents = f->earlier_parents;
+    const uint8_t *at = dec->cursor, *end = dec->end;
+    while (at < end) {
+        uint64_t distance_flags, zigzag;
         size_t local = first + count;
-        if (!dec->ok || distance >= local || local > SPROF_FRAME_TABLE_MAX_NODES) {
+        if (!sprof_varint_get_fast(&at, end, &distance_flags) ||
+            !sprof_varint_get_fast(&at, end, &zigzag) || (distance_flags >> 1) >= local ||
+            local > SPROF_FRAME_TABLE_MAX_NODES) {
             ok = false;
             break; /* the nodes before it are defined */
         }
-        uint32_t parent = distance ? (uint32_t)(local - distance) : 0;
-        if (parent != 0 && parent < first)
-            f->earlier_parents[earlier++] = parent;
-        f->frame_entries[count++] =
-            (struct frame_entry){address, parent, (distance_flags & 1) != 0};
+        address += (uint64_t)sprof_unzigzag(zigzag);
+        uint32_t parent = (uint32_t)(local - (distance_flags >> 1));
+        if (parent == local)
+            parent = 0; /* a root */
+        else if (parent < first)
+            earlier_parents[earlier++] = parent;
+        entries[count++] = (struct frame_entry){address, parent, (distance_flags & 1) != 0};
     }
-    prefetch_frames(t, &f->tree, f->earlier_parents, earlier);
+    dec->cursor = at;
+    prefetch_frames(t, &f->tree, earlier_parents, earlier);
+    uint32_t *paths = t->paths;
+    uint32_t previous = PATH_NONE; /* the path of the record's node before */
     for (size_t i = 0; i < count; i++) {
-        const struct frame_entry *e = &f->frame_entries[i];
-        uint32_t parent = e->parent ? t->paths[e->parent]
-                                    : e->truncated ? PATH_TRUNCATED : PATH_ROOT;
+        const struct frame_entry *e = &entries[i];
+        uint32_t local = (uint32_t)(first + i);
+        /* Most nodes are the child of the node before them, whose path is
+         * at hand. */
+        uint32_t parent = i > 0 && e->parent == local - 1 ? previous
+                          : e->parent                     ? paths[e->parent]
+                          : e->truncated                  ? PATH_TRUNCATED
+                                                          : PATH_ROOT;
         uint32_t path = PATH_NONE; /* below a gap, it stays undefined */
-        if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path))
+        if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path)) {
+            t->count = local;
             return false;
+        }
         /* A root, or a stack going on from an earlier record, mostly goes
          * on along path nodes made one after another: asked for now. */
         if (path != PATH_NONE && e->parent < first)
             path_tree_prefetch_run(&f->tree, path);
-        t->paths[t->count++] = path;
+        paths[local] = path;
+        previous = path;
     }
+    t->count = first + count;
     return ok;
 }
 
@@ -635,20 +654,21 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
     uint32_t thread_at = NONE; /* looked up at the first defined stack */
     uint64_t local = 0;
     bool ok = true;
-    while (ok && sprof_decoder_remaining(dec) > 0) {
-        uint64_t delta_more = sprof_decoder_varint(dec);
-        uint64_t delta = delta_more >> 1;
-        uint64_t samples = 1, weight = period;
-        if (delta_more & 1) {
-            uint64_t samples_flags = sprof_decoder_varint(dec);
+    const uint8_t *at = dec->cursor, *end = dec->end; /* kept in registers */
+    while (ok && at < end) {
+        uint64_t delta_more = 0, samples_flags = 0, samples = 1, weight = period;
+        bool read = sprof_varint_get_fast(&at, end, &delta_more);
+        if (read && (delta_more & 1)) {
+            read = sprof_varint_get_fast(&at, end, &samples_flags);
             samples = samples_flags >> 1;
-            if (samples_flags & 1)
-                weight = sprof_decoder_varint(dec);
-            else if (__builtin_mul_overflow(samples, period, &weight))
+            if (read && (samples_flags & 1))
+                read = sprof_varint_get_fast(&at, end, &weight);
+            else if (read && __builtin_mul_overflow(samples, period, &weight))
                 ok = false;
         }
+        uint64_t delta = delta_more >> 1;
         /* Entries ascend by node. */
-        ok = ok && dec->ok && delta > 0 && delta <= SPROF_FRAME_TABLE_MAX_NODES && samples > 0 &&
+        ok = ok && read && delta > 0 && delta <= SPROF_FRAME_TABLE_MAX_NODES && samples > 0 &&
              samples <= UINT32_MAX;
         if (!ok)
             break; /* the entries before it count */
@@ -659,6 +679,7 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
             batched = 0;
         }
     }
+    dec->cursor = at;
     return add_node_entries(f, t, (uint32_t)tid, &thread_at, batch, batched) && ok;
 }
 

@@ -318,6 +318,17 @@ static void test_varint_round_trip(void)
         sprof_decoder_init(&dec, then, sizes[i] - 1);
         CHECK_EQ(sprof_decoder_varint(&dec), 0);
         CHECK(!dec.ok);
+        /* sprof_varint_get_fast: the same, unrolled or not. */
+        uint8_t spare[2 * SPROF_VARINT_MAX] = {0};
+        memcpy(spare, bytes, sizes[i]);
+        for (size_t room = sizes[i] - 1; room <= sizes[i] + SPROF_VARINT_MAX; room++) {
+            cursor = spare;
+            value = 0;
+            bool read = sprof_varint_get_fast(&cursor, spare + room, &value);
+            CHECK(read == (room >= sizes[i]));
+            CHECK_EQ(value, (read ? values[i] : 0));
+            CHECK(cursor == spare + (read ? sizes[i] : 0));
+        }
         /* Followed by more bytes than any value takes (the decoder's
          * unrolled path), then two more values. */
         uint8_t padded[3 * SPROF_VARINT_MAX] = {0};
@@ -356,6 +367,10 @@ static void test_varint_hostile(void)
                                          0xff, 0xff, 0xff, 0xff, 0x02};
     cursor = overflow;
     CHECK(!sprof_varint_get(&cursor, overflow + sizeof overflow, &value));
+    CHECK(!sprof_varint_get_fast(&cursor, overflow + sizeof overflow, &value));
+    cursor = endless;
+    CHECK(!sprof_varint_get_fast(&cursor, endless + sizeof endless, &value));
+    CHECK(cursor == endless);
     /* Through the decoder: failure sticks and yields 0. */
     struct sprof_decoder dec;
     sprof_decoder_init(&dec, endless, sizeof endless);
