@@ -74,6 +74,11 @@ struct loaded_frame {
     uint32_t decl_file; /* profile string */
     uint32_t decl_line;
 };
+/* A named frame's function, found by the frame's string ids. */
+struct function_memo_slot {
+    uint32_t raw_name, decl_file, decl_line, module_path;
+    uint32_t function; /* NONE: the slot is empty */
+};
 struct loaded_symbol {
     uint32_t first_frame, frame_count;
     uint32_t module_id;
@@ -159,6 +164,9 @@ struct trace_file {
     size_t thread_count, thread_capacity;
     struct loaded_count *counts;
     size_t count_count, count_capacity;
+    /* Memo of named_function: a frame's string ids -> its function. */
+    struct function_memo_slot *function_memo;
+    size_t function_memo_count, function_memo_capacity;
     /* Memo of expand_address: address -> [count, functions...]. */
     struct sprof_map expanded;
     uint32_t *expansions;
@@ -199,6 +207,7 @@ static void trace_file_free(struct trace_file *f)
     free(f->counts);
     sprof_map_free(&f->expanded);
     free(f->expansions);
+    free(f->function_memo);
     for (size_t i = 0; i < f->notice_count; i++)
         free(f->notices[i]);
     free(f->notices);
@@ -909,6 +918,67 @@ static bool push_frame(struct profile *p, uint32_t function)
     return true;
 }
 
+static size_t function_memo_at(const struct function_memo_slot *slots, size_t capacity,
+                               const struct loaded_frame *frame, uint32_t module_path)
+{
+    uint64_t hash = sprof_hash64((uint64_t)frame->function << 32 | frame->decl_file) ^
+                    sprof_hash64((uint64_t)frame->decl_line << 32 | module_path);
+    size_t at = (size_t)hash & (capacity - 1);
+    while (slots[at].function != NONE &&
+           (slots[at].raw_name != frame->function || slots[at].decl_file != frame->decl_file ||
+            slots[at].decl_line != frame->decl_line || slots[at].module_path != module_path))
+        at = (at + 1) & (capacity - 1);
+    return at;
+}
+
+/* Makes room for one more memo entry. False when out of memory. */
+static bool function_memo_reserve(struct trace_file *f)
+{
+    if ((f->function_memo_count + 1) * 2 <= f->function_memo_capacity)
+        return true;
+    size_t capacity = f->function_memo_capacity ? f->function_memo_capacity * 2 : 256;
+    struct function_memo_slot *slots = malloc(capacity * sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < capacity; i++)
+        slots[i].function = NONE;
+    for (size_t i = 0; i < f->function_memo_capacity; i++) {
+        const struct function_memo_slot *old = &f->function_memo[i];
+        if (old->function == NONE)
+            continue;
+        struct loaded_frame frame = {old->raw_name, old->decl_file, old->decl_line};
+        slots[function_memo_at(slots, capacity, &frame, old->module_path)] = *old;
+    }
+    free(f->function_memo);
+    f->function_memo = slots;
+    f->function_memo_capacity = capacity;
+    return true;
+}
+
+/* function_index for a named frame: the same frame comes back for many
+ * addresses (every address of a function, its inlined sites), and making
+ * its key costs a formatted string and its interning. The answer is the
+ * same as function_index's: a frame's string ids stand for its texts. */
+static uint32_t named_function(struct trace_file *f, const struct loaded_frame *frame,
+                               uint32_t module_path)
+{
+    if (!function_memo_reserve(f))
+        return function_index(f->profile, frame->function, frame->decl_file, frame->decl_line,
+                              module_path, "??");
+    size_t at = function_memo_at(f->function_memo, f->function_memo_capacity, frame, module_path);
+    struct function_memo_slot *slot = &f->function_memo[at];
+    if (slot->function != NONE)
+        return slot->function;
+    uint32_t function = function_index(f->profile, frame->function, frame->decl_file,
+                                       frame->decl_line, module_path, "??");
+    if (function != UINT32_MAX) {
+        *slot = (struct function_memo_slot){frame->function, frame->decl_file, frame->decl_line,
+                                            module_path, function};
+        f->function_memo_count++;
+    }
+    return function;
+}
+
 /* The functions at one address, innermost (inlined) first; returns how
  * many were written to out (at least 1 unless out of memory). */
 static uint32_t address_functions(struct trace_file *f, uint64_t address, uint32_t *out,
@@ -924,8 +994,7 @@ static uint32_t address_functions(struct trace_file *f, uint64_t address, uint32
     if (s && s->frame_count > 0) {
         for (uint32_t i = 0; i < s->frame_count && count < max; i++) {
             const struct loaded_frame *fr = &f->frames[s->first_frame + i];
-            uint32_t function = function_index(p, fr->function, fr->decl_file, fr->decl_line,
-                                               module_path, "??");
+            uint32_t function = named_function(f, fr, module_path);
             if (function != UINT32_MAX)
                 out[count++] = function;
         }
