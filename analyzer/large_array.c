@@ -19,8 +19,10 @@ bool large_array_grow(void **array, size_t old_count, size_t new_count, size_t s
     void *grown;
     if (posix_memalign(&grown, HUGE_PAGE, bytes) != 0)
         return false;
-    /* Advice only: without huge pages the array works the same. */
-    madvise(grown, bytes, MADV_HUGEPAGE);
+    /* Advice only: without huge pages the array works the same. Not for
+     * a last part smaller than a huge page: a table of 2^20 ids and one
+     * more would fill a whole huge page for its last 4 bytes. */
+    madvise(grown, bytes & ~(size_t)(HUGE_PAGE - 1), MADV_HUGEPAGE);
     if (*array)
         memcpy(grown, *array, old_count * size);
     free(*array);

@@ -23,19 +23,15 @@
     large_array_grow((void **)&(array), (count), (capacity), sizeof *(array))
 
 #define FAMILY_SCAN_MAX 8
-/* Set in a node's first_child when its family is in the hash table. */
-#define FAMILY_HASHED 0x80000000u
+#define FAMILY_HASHED PATH_FAMILY_HASHED
 /* Nodes after a node that are asked for: about a stack's worth. */
 #define RUN_AHEAD 32
 #define NODES_PER_LINE (64 / sizeof(struct path_node))
-/* Ends a list of children: PATH_ROOT is nobody's child. */
-#define NO_CHILD PATH_ROOT
+#define NO_CHILD PATH_NO_CHILD
 
-static bool reserve_nodes(struct path_tree *tree)
+/* Room for capacity nodes in every array beside nodes. */
+static bool grow_nodes(struct path_tree *tree, size_t capacity)
 {
-    if (tree->count < tree->capacity)
-        return true;
-    size_t capacity = tree->capacity ? tree->capacity * 2 : 1024;
     if (capacity > FAMILY_HASHED || !GROW_LARGE(tree->nodes, tree->count, capacity) ||
         !GROW_LARGE(tree->parents, tree->count, capacity) ||
         !GROW_LARGE(tree->depths, tree->count, capacity) ||
@@ -44,6 +40,17 @@ static bool reserve_nodes(struct path_tree *tree)
         return false;
     tree->capacity = capacity;
     return true;
+}
+
+static bool reserve_nodes(struct path_tree *tree)
+{
+    return tree->count < tree->capacity ||
+           grow_nodes(tree, tree->capacity ? tree->capacity * 2 : 1024);
+}
+
+bool path_tree_expect(struct path_tree *tree, size_t nodes)
+{
+    return nodes <= tree->capacity || grow_nodes(tree, nodes);
 }
 
 /* Makes node id, called from parent. */
@@ -159,7 +166,8 @@ void path_tree_prefetch_run(const struct path_tree *tree, uint32_t node)
         __builtin_prefetch(&tree->nodes[node + ahead]);
 }
 
-bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address, uint32_t *child)
+bool path_tree_find_child(struct path_tree *tree, uint32_t parent, uint64_t address,
+                          uint32_t *child)
 {
     uint32_t first = tree->nodes[parent].first_child;
     uint32_t scanned = 0;
@@ -199,15 +207,13 @@ bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address, 
     return true;
 }
 
-bool path_tree_add_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
-                           uint64_t weight_ns)
+bool path_tree_add_first_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
+                                 uint64_t weight_ns)
 {
     struct path_samples *s = &tree->samples[node];
-    if (s->samples == 0 && samples > 0) {
-        if (!ARRAY_MAKE_ROOM(tree->sampled, tree->sampled_capacity, tree->sampled_count))
-            return false;
-        tree->sampled[tree->sampled_count++] = node;
-    }
+    if (!ARRAY_MAKE_ROOM(tree->sampled, tree->sampled_capacity, tree->sampled_count))
+        return false;
+    tree->sampled[tree->sampled_count++] = node;
     s->samples += samples;
     s->weight_ns += weight_ns;
     return true;

@@ -59,12 +59,36 @@ struct path_tree {
 /* False when out of memory. */
 bool path_tree_init(struct path_tree *tree);
 void path_tree_free(struct path_tree *tree);
+/* Makes room for nodes nodes at once, so that the arrays are not copied
+ * as they grow (a copy fills new pages); room never used costs address
+ * space only. False when out of memory (the tree unchanged, still usable). */
+bool path_tree_expect(struct path_tree *tree, size_t nodes);
+
+/* Set in a node's first_child when its family is in the hash table. */
+#define PATH_FAMILY_HASHED 0x80000000u
+/* Ends a list of children: PATH_ROOT is nobody's child. */
+#define PATH_NO_CHILD PATH_ROOT
+
+/* path_tree_child when the child is not its parent's newest. */
+bool path_tree_find_child(struct path_tree *tree, uint32_t parent, uint64_t address,
+                          uint32_t *child);
 
 /* Sets *child to the node of address called from parent (PATH_ROOT or
  * PATH_TRUNCATED for a root), made on first use; PATH_NONE when the stack
  * would be deeper than the format allows. False when out of memory. */
-bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address,
-                     uint32_t *child);
+static inline bool path_tree_child(struct path_tree *tree, uint32_t parent, uint64_t address,
+                                   uint32_t *child)
+{
+    /* Nearly every node has one child, so the newest one is nearly always
+     * the one asked for: checked here, without a call. */
+    uint32_t first = tree->nodes[parent].first_child;
+    if (first != PATH_NO_CHILD && !(first & PATH_FAMILY_HASHED) &&
+        tree->nodes[first].address == address) {
+        *child = first;
+        return true;
+    }
+    return path_tree_find_child(tree, parent, address, child);
+}
 
 /* Asking the memory early for what lookups will read lets lookups for
  * many stacks wait for it together. Looking up a child of node reads node
@@ -78,12 +102,30 @@ static inline void path_tree_prefetch(const struct path_tree *tree, uint32_t nod
     if (node != PATH_NONE)
         __builtin_prefetch(&tree->nodes[node]);
 }
+static inline void path_tree_prefetch_samples(const struct path_tree *tree, uint32_t node)
+{
+    if (node != PATH_NONE)
+        __builtin_prefetch(&tree->samples[node]);
+}
 void path_tree_prefetch_first_child(const struct path_tree *tree, uint32_t node);
 void path_tree_prefetch_run(const struct path_tree *tree, uint32_t node);
 
-/* Adds samples that landed on node, a real one. False when out of memory. */
-bool path_tree_add_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
-                           uint64_t weight_ns);
+/* path_tree_add_samples for a node's first samples. */
+bool path_tree_add_first_samples(struct path_tree *tree, uint32_t node, uint64_t samples,
+                                 uint64_t weight_ns);
+
+/* Adds samples that landed on node, a real one. False when out of memory.
+ * Inline: it runs for every sample entry of a trace. */
+static inline bool path_tree_add_samples(struct path_tree *tree, uint32_t node,
+                                         uint64_t samples, uint64_t weight_ns)
+{
+    struct path_samples *s = &tree->samples[node];
+    if (s->samples == 0 && samples > 0)
+        return path_tree_add_first_samples(tree, node, samples, weight_ns);
+    s->samples += samples;
+    s->weight_ns += weight_ns;
+    return true;
+}
 
 /* The order in which making a stack of each sampled node in turn (leaf
  * first) would first meet each address: first_use[a] gets the smallest

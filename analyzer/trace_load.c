@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "demangle.h"
 #include "large_array.h"
@@ -72,6 +73,11 @@ struct loaded_frame {
     uint32_t function;  /* profile string (raw linkage name) */
     uint32_t decl_file; /* profile string */
     uint32_t decl_line;
+};
+/* A named frame's function, found by the frame's string ids. */
+struct function_memo_slot {
+    uint32_t raw_name, decl_file, decl_line, module_path;
+    uint32_t function; /* NONE: the slot is empty */
 };
 struct loaded_symbol {
     uint32_t first_frame, frame_count;
@@ -146,6 +152,8 @@ struct trace_file {
     struct path_tree tree;    /* the tables' stacks */
     struct frame_entry *frame_entries; /* one FRAMES record's, decoded */
     size_t frame_entry_capacity;
+    uint32_t *earlier_parents; /* its nodes' parents in earlier records */
+    size_t earlier_parent_capacity;
     struct thread_samples *thread_samples;
     size_t thread_samples_count, thread_samples_capacity;
     struct sprof_map thread_samples_by_tid;
@@ -156,6 +164,9 @@ struct trace_file {
     size_t thread_count, thread_capacity;
     struct loaded_count *counts;
     size_t count_count, count_capacity;
+    /* Memo of named_function: a frame's string ids -> its function. */
+    struct function_memo_slot *function_memo;
+    size_t function_memo_count, function_memo_capacity;
     /* Memo of expand_address: address -> [count, functions...]. */
     struct sprof_map expanded;
     uint32_t *expansions;
@@ -183,6 +194,7 @@ static void trace_file_free(struct trace_file *f)
     free(f->tables);
     path_tree_free(&f->tree);
     free(f->frame_entries);
+    free(f->earlier_parents);
     free(f->thread_samples);
     sprof_map_free(&f->thread_samples_by_tid);
     free(f->modules);
@@ -195,6 +207,7 @@ static void trace_file_free(struct trace_file *f)
     free(f->counts);
     sprof_map_free(&f->expanded);
     free(f->expansions);
+    free(f->function_memo);
     for (size_t i = 0; i < f->notice_count; i++)
         free(f->notices[i]);
     free(f->notices);
@@ -427,6 +440,9 @@ static bool read_samples(struct trace_file *f, struct sprof_decoder *dec)
     return true;
 }
 
+/* Bytes of trace per distinct path node guessed when the tree is made. */
+#define TRACE_BYTES_PER_PATH_GUESS 32
+
 /* Gaps in tables (lost writes) get placeholder ids; this many at most per
  * file, so a hostile trace cannot make the reader allocate without end. */
 #define UNDEFINED_NODES_MAX (1u << 22)
@@ -446,14 +462,23 @@ static struct frame_table *find_table(struct trace_file *f, uint32_t id, bool cr
     return &f->tables[at];
 }
 
-/* Room for local ids up to (not including) size. */
+/* A table grows by doubling up to this many local ids, then to every id
+ * it may have at once: a large table is then never copied, and the pages
+ * of ids it does not use are never touched. */
+#define TABLE_DOUBLING_MAX (1u << 16)
+
+/* Room for local ids up to (not including) size, or for all there may be. */
 static bool reserve_table(struct frame_table *t, size_t size)
 {
+    if (size > SPROF_FRAME_TABLE_MAX_NODES + 1)
+        size = SPROF_FRAME_TABLE_MAX_NODES + 1;
     if (size <= t->capacity)
         return true;
     size_t capacity = t->capacity ? t->capacity : 64;
     while (capacity < size)
         capacity *= 2;
+    if (capacity > TABLE_DOUBLING_MAX)
+        capacity = SPROF_FRAME_TABLE_MAX_NODES + 1;
     if (!large_array_grow((void **)&t->paths, t->count, capacity, sizeof *t->paths))
         return false;
     t->capacity = capacity;
@@ -465,23 +490,18 @@ static bool reserve_table(struct frame_table *t, size_t size)
 }
 
 /* Asks the memory for what the lookups of a record's nodes below nodes of
- * earlier records read first: those nodes' paths, the path nodes, their
- * first children. Each round uses what the round before fetched. */
+ * earlier records (their local ids: earlier) read first: those nodes'
+ * paths, the path nodes, their first children. Each round uses what the
+ * round before fetched. */
 static void prefetch_frames(const struct frame_table *t, const struct path_tree *tree,
-                            const struct frame_entry *entries, size_t count, size_t first)
+                            const uint32_t *earlier, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        if (entries[i].parent != 0 && entries[i].parent < first)
-            __builtin_prefetch(&t->paths[entries[i].parent]);
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (entries[i].parent != 0 && entries[i].parent < first)
-            path_tree_prefetch(tree, t->paths[entries[i].parent]);
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (entries[i].parent != 0 && entries[i].parent < first)
-            path_tree_prefetch_first_child(tree, t->paths[entries[i].parent]);
-    }
+    for (size_t i = 0; i < count; i++)
+        __builtin_prefetch(&t->paths[earlier[i]]);
+    for (size_t i = 0; i < count; i++)
+        path_tree_prefetch(tree, t->paths[earlier[i]]);
+    for (size_t i = 0; i < count; i++)
+        path_tree_prefetch_first_child(tree, t->paths[earlier[i]]);
 }
 
 static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
@@ -495,7 +515,8 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
     size_t most = sprof_decoder_remaining(dec) / 2;
     struct frame_table *t = find_table(f, (uint32_t)table_id, true);
     if (!t || !reserve_table(t, (size_t)first + most) || first < t->count ||
-        !RESERVE(f->frame_entries, f->frame_entry_capacity, most))
+        !RESERVE(f->frame_entries, f->frame_entry_capacity, most) ||
+        !RESERVE(f->earlier_parents, f->earlier_parent_capacity, most))
         return false; /* out of memory, or nodes defined twice */
     f->undefined_nodes += first - t->count;
     if (f->undefined_nodes > UNDEFINED_NODES_MAX)
@@ -504,31 +525,57 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
         t->paths[t->count++] = PATH_NONE; /* a gap */
     /* The record is decoded whole before its nodes are looked up, so that
      * their memory can be asked for at once. */
+    /* The loops below are the analyzer's hottest: their state is kept in
+     * locals, which calls out of them cannot change. */
     bool ok = true;
-    size_t count = 0;
+    size_t count = 0, earlier = 0;
     uint64_t address = 0;
-    while (sprof_decoder_remaining(dec) > 0) {
-        uint64_t distance_flags = sprof_decoder_varint(dec);
-        address += (uint64_t)sprof_unzigzag(sprof_decoder_varint(dec));
-        uint64_t distance = distance_flags >> 1;
+    struct frame_entry *entries = f->frame_entries;
+    uint32_t *earlier_parents = f->earlier_parents;
+    const uint8_t *at = dec->cursor, *end = dec->end;
+    while (at < end) {
+        uint64_t distance_flags, zigzag;
         size_t local = first + count;
-        if (!dec->ok || distance >= local || local > SPROF_FRAME_TABLE_MAX_NODES) {
+        if (!sprof_varint_get_fast(&at, end, &distance_flags) ||
+            !sprof_varint_get_fast(&at, end, &zigzag) || (distance_flags >> 1) >= local ||
+            local > SPROF_FRAME_TABLE_MAX_NODES) {
             ok = false;
             break; /* the nodes before it are defined */
         }
-        f->frame_entries[count++] = (struct frame_entry){
-            address, distance ? (uint32_t)(local - distance) : 0, (distance_flags & 1) != 0};
+        address += (uint64_t)sprof_unzigzag(zigzag);
+        uint32_t parent = (uint32_t)(local - (distance_flags >> 1));
+        if (parent == local)
+            parent = 0; /* a root */
+        else if (parent < first)
+            earlier_parents[earlier++] = parent;
+        entries[count++] = (struct frame_entry){address, parent, (distance_flags & 1) != 0};
     }
-    prefetch_frames(t, &f->tree, f->frame_entries, count, first);
+    dec->cursor = at;
+    prefetch_frames(t, &f->tree, earlier_parents, earlier);
+    uint32_t *paths = t->paths;
+    uint32_t previous = PATH_NONE; /* the path of the record's node before */
     for (size_t i = 0; i < count; i++) {
-        const struct frame_entry *e = &f->frame_entries[i];
-        uint32_t parent = e->parent ? t->paths[e->parent]
-                                    : e->truncated ? PATH_TRUNCATED : PATH_ROOT;
+        const struct frame_entry *e = &entries[i];
+        uint32_t local = (uint32_t)(first + i);
+        /* Most nodes are the child of the node before them, whose path is
+         * at hand. */
+        uint32_t parent = i > 0 && e->parent == local - 1 ? previous
+                          : e->parent                     ? paths[e->parent]
+                          : e->truncated                  ? PATH_TRUNCATED
+                                                          : PATH_ROOT;
         uint32_t path = PATH_NONE; /* below a gap, it stays undefined */
-        if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path))
+        if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path)) {
+            t->count = local;
             return false;
-        t->paths[t->count++] = path;
+        }
+        /* A root, or a stack going on from an earlier record, mostly goes
+         * on along path nodes made one after another: asked for now. */
+        if (path != PATH_NONE && e->parent < first)
+            path_tree_prefetch_run(&f->tree, path);
+        paths[local] = path;
+        previous = path;
     }
+    t->count = first + count;
     return ok;
 }
 
@@ -552,35 +599,47 @@ static struct thread_samples *find_thread_samples(struct trace_file *f, uint32_t
 struct node_entry {
     uint64_t local, samples, weight_ns;
 };
-#define ENTRY_BATCH 32
+/* Entries decoded at a time: a record's worth, mostly. */
+#define ENTRY_BATCH 256
+/* How far ahead of the entry being added its table slot (2 x) and then
+ * its path's samples (1 x) are asked for. */
+#define ENTRY_AHEAD 8
 
 /* Adds entries of table t (or NULL) to the samples of their paths. Each
- * is a random place in large arrays: the memory is asked for all of a
- * batch's places before any is used. False when out of memory. */
+ * is a random place in large arrays: the memory is asked for ahead, so
+ * that the waits of many entries overlap. False when out of memory. */
 static bool add_node_entries(struct trace_file *f, const struct frame_table *t, uint32_t tid,
-                             const struct node_entry *entries, size_t count)
+                             uint32_t *thread_at, const struct node_entry *entries,
+                             size_t count)
 {
-    uint32_t paths[ENTRY_BATCH];
     size_t in_table = 0; /* the first entries, ascending, have a local id in t */
     while (t && in_table < count && entries[in_table].local < t->count)
-        __builtin_prefetch(&t->paths[entries[in_table++].local]);
+        in_table++;
+    for (size_t i = 0; i < in_table && i < 2 * ENTRY_AHEAD; i++)
+        __builtin_prefetch(&t->paths[entries[i].local]);
+    for (size_t i = 0; i < in_table && i < ENTRY_AHEAD; i++)
+        path_tree_prefetch_samples(&f->tree, t->paths[entries[i].local]);
     for (size_t i = 0; i < count; i++) {
-        paths[i] = i < in_table ? t->paths[entries[i].local] : PATH_NONE;
-        if (paths[i] != PATH_NONE)
-            __builtin_prefetch(&f->tree.samples[paths[i]]);
-    }
-    struct thread_samples *thread = NULL; /* looked up at the first defined stack */
-    for (size_t i = 0; i < count; i++) {
+        if (i + 2 * ENTRY_AHEAD < in_table)
+            __builtin_prefetch(&t->paths[entries[i + 2 * ENTRY_AHEAD].local]);
+        if (i + ENTRY_AHEAD < in_table)
+            path_tree_prefetch_samples(&f->tree, t->paths[entries[i + ENTRY_AHEAD].local]);
         const struct node_entry *e = &entries[i];
-        if (paths[i] == PATH_NONE) {
+        uint32_t path = i < in_table ? t->paths[e->local] : PATH_NONE;
+        if (path == PATH_NONE) {
             f->unknown_stack_refs += e->samples;
             continue;
         }
-        if ((!thread && !(thread = find_thread_samples(f, tid))) ||
-            !path_tree_add_samples(&f->tree, paths[i], e->samples, e->weight_ns))
+        if (*thread_at == NONE) {
+            struct thread_samples *found = find_thread_samples(f, tid);
+            if (!found)
+                return false;
+            *thread_at = (uint32_t)(found - f->thread_samples);
+        }
+        if (!path_tree_add_samples(&f->tree, path, e->samples, e->weight_ns))
             return false;
-        thread->samples += e->samples;
-        thread->weight_ns += e->weight_ns;
+        f->thread_samples[*thread_at].samples += e->samples;
+        f->thread_samples[*thread_at].weight_ns += e->weight_ns;
     }
     return true;
 }
@@ -601,33 +660,36 @@ static bool read_node_samples(struct trace_file *f, struct sprof_decoder *dec)
         return false; /* a table belongs to one thread */
     struct node_entry batch[ENTRY_BATCH];
     size_t batched = 0;
+    uint32_t thread_at = NONE; /* looked up at the first defined stack */
     uint64_t local = 0;
     bool ok = true;
-    while (ok && sprof_decoder_remaining(dec) > 0) {
-        uint64_t delta_more = sprof_decoder_varint(dec);
-        uint64_t delta = delta_more >> 1;
-        uint64_t samples = 1, weight = period;
-        if (delta_more & 1) {
-            uint64_t samples_flags = sprof_decoder_varint(dec);
+    const uint8_t *at = dec->cursor, *end = dec->end; /* kept in registers */
+    while (ok && at < end) {
+        uint64_t delta_more = 0, samples_flags = 0, samples = 1, weight = period;
+        bool read = sprof_varint_get_fast(&at, end, &delta_more);
+        if (read && (delta_more & 1)) {
+            read = sprof_varint_get_fast(&at, end, &samples_flags);
             samples = samples_flags >> 1;
-            if (samples_flags & 1)
-                weight = sprof_decoder_varint(dec);
-            else if (__builtin_mul_overflow(samples, period, &weight))
+            if (read && (samples_flags & 1))
+                read = sprof_varint_get_fast(&at, end, &weight);
+            else if (read && __builtin_mul_overflow(samples, period, &weight))
                 ok = false;
         }
+        uint64_t delta = delta_more >> 1;
         /* Entries ascend by node. */
-        ok = ok && dec->ok && delta > 0 && delta <= SPROF_FRAME_TABLE_MAX_NODES && samples > 0 &&
+        ok = ok && read && delta > 0 && delta <= SPROF_FRAME_TABLE_MAX_NODES && samples > 0 &&
              samples <= UINT32_MAX;
         if (!ok)
             break; /* the entries before it count */
         local += delta;
         batch[batched++] = (struct node_entry){local, samples, weight};
         if (batched == ENTRY_BATCH) {
-            ok = add_node_entries(f, t, (uint32_t)tid, batch, batched);
+            ok = add_node_entries(f, t, (uint32_t)tid, &thread_at, batch, batched);
             batched = 0;
         }
     }
-    return add_node_entries(f, t, (uint32_t)tid, batch, batched) && ok;
+    dec->cursor = at;
+    return add_node_entries(f, t, (uint32_t)tid, &thread_at, batch, batched) && ok;
 }
 
 static bool read_thread(struct trace_file *f, struct sprof_decoder *dec)
@@ -856,6 +918,67 @@ static bool push_frame(struct profile *p, uint32_t function)
     return true;
 }
 
+static size_t function_memo_at(const struct function_memo_slot *slots, size_t capacity,
+                               const struct loaded_frame *frame, uint32_t module_path)
+{
+    uint64_t hash = sprof_hash64((uint64_t)frame->function << 32 | frame->decl_file) ^
+                    sprof_hash64((uint64_t)frame->decl_line << 32 | module_path);
+    size_t at = (size_t)hash & (capacity - 1);
+    while (slots[at].function != NONE &&
+           (slots[at].raw_name != frame->function || slots[at].decl_file != frame->decl_file ||
+            slots[at].decl_line != frame->decl_line || slots[at].module_path != module_path))
+        at = (at + 1) & (capacity - 1);
+    return at;
+}
+
+/* Makes room for one more memo entry. False when out of memory. */
+static bool function_memo_reserve(struct trace_file *f)
+{
+    if ((f->function_memo_count + 1) * 2 <= f->function_memo_capacity)
+        return true;
+    size_t capacity = f->function_memo_capacity ? f->function_memo_capacity * 2 : 256;
+    struct function_memo_slot *slots = malloc(capacity * sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < capacity; i++)
+        slots[i].function = NONE;
+    for (size_t i = 0; i < f->function_memo_capacity; i++) {
+        const struct function_memo_slot *old = &f->function_memo[i];
+        if (old->function == NONE)
+            continue;
+        struct loaded_frame frame = {old->raw_name, old->decl_file, old->decl_line};
+        slots[function_memo_at(slots, capacity, &frame, old->module_path)] = *old;
+    }
+    free(f->function_memo);
+    f->function_memo = slots;
+    f->function_memo_capacity = capacity;
+    return true;
+}
+
+/* function_index for a named frame: the same frame comes back for many
+ * addresses (every address of a function, its inlined sites), and making
+ * its key costs a formatted string and its interning. The answer is the
+ * same as function_index's: a frame's string ids stand for its texts. */
+static uint32_t named_function(struct trace_file *f, const struct loaded_frame *frame,
+                               uint32_t module_path)
+{
+    if (!function_memo_reserve(f))
+        return function_index(f->profile, frame->function, frame->decl_file, frame->decl_line,
+                              module_path, "??");
+    size_t at = function_memo_at(f->function_memo, f->function_memo_capacity, frame, module_path);
+    struct function_memo_slot *slot = &f->function_memo[at];
+    if (slot->function != NONE)
+        return slot->function;
+    uint32_t function = function_index(f->profile, frame->function, frame->decl_file,
+                                       frame->decl_line, module_path, "??");
+    if (function != UINT32_MAX) {
+        *slot = (struct function_memo_slot){frame->function, frame->decl_file, frame->decl_line,
+                                            module_path, function};
+        f->function_memo_count++;
+    }
+    return function;
+}
+
 /* The functions at one address, innermost (inlined) first; returns how
  * many were written to out (at least 1 unless out of memory). */
 static uint32_t address_functions(struct trace_file *f, uint64_t address, uint32_t *out,
@@ -871,8 +994,7 @@ static uint32_t address_functions(struct trace_file *f, uint64_t address, uint32
     if (s && s->frame_count > 0) {
         for (uint32_t i = 0; i < s->frame_count && count < max; i++) {
             const struct loaded_frame *fr = &f->frames[s->first_frame + i];
-            uint32_t function = function_index(p, fr->function, fr->decl_file, fr->decl_line,
-                                               module_path, "??");
+            uint32_t function = named_function(f, fr, module_path);
             if (function != UINT32_MAX)
                 out[count++] = function;
         }
@@ -1221,6 +1343,12 @@ int profile_load_file(struct profile *p, const char *path, char *error, size_t e
         sprof_reader_close(&reader);
         return -1;
     }
+    /* Frame nodes take two bytes or more, and new tables define their
+     * stacks again: few traces have a distinct path per 32 bytes. A trace
+     * with more grows its tree by doubling, as without the guess. */
+    struct stat file_stat;
+    if (fstat(fileno(reader.file), &file_stat) == 0 && S_ISREG(file_stat.st_mode))
+        path_tree_expect(&f.tree, (size_t)file_stat.st_size / TRACE_BYTES_PER_PATH_GUESS);
     int records = 0;
     struct sprof_record record;
     enum sprof_read_status status;

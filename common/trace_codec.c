@@ -175,16 +175,6 @@ uint64_t sprof_decoder_u64(struct sprof_decoder *dec)
     return at ? get_le(at, 8) : 0;
 }
 
-uint64_t sprof_decoder_varint_long(struct sprof_decoder *dec)
-{
-    uint64_t value = 0;
-    if (!dec->ok || !sprof_varint_get(&dec->cursor, dec->end, &value)) {
-        dec->ok = false;
-        return 0;
-    }
-    return value;
-}
-
 bool sprof_decoder_string(struct sprof_decoder *dec, const char **text, uint32_t *length)
 {
     uint32_t size = sprof_decoder_u32(dec);

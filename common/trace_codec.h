@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "varint.h"
+
 struct sprof_encoder {
     uint8_t *data;
     size_t size;
@@ -59,24 +61,16 @@ static inline size_t sprof_decoder_remaining(const struct sprof_decoder *dec)
 uint16_t sprof_decoder_u16(struct sprof_decoder *dec);
 uint32_t sprof_decoder_u32(struct sprof_decoder *dec);
 uint64_t sprof_decoder_u64(struct sprof_decoder *dec);
-/* The general case of sprof_decoder_varint: any length, and errors. */
-uint64_t sprof_decoder_varint_long(struct sprof_decoder *dec);
-/* A LEB128 variable-length integer; a malformed one sets ok = false.
- * Values of one or two bytes, most of a trace's, are read inline. */
+/* A LEB128 variable-length integer; a malformed one sets ok = false and
+ * yields 0. Values of up to four bytes, nearly all of a trace's, are read
+ * inline (sprof_varint_get_fast). */
 static inline uint64_t sprof_decoder_varint(struct sprof_decoder *dec)
 {
-    const uint8_t *at = dec->cursor;
-    if (dec->ok && dec->end - at >= 2) {
-        if (at[0] < 0x80) {
-            dec->cursor = at + 1;
-            return at[0];
-        }
-        if (at[1] < 0x80) {
-            dec->cursor = at + 2;
-            return (uint64_t)(at[0] & 0x7f) | (uint64_t)at[1] << 7;
-        }
-    }
-    return sprof_decoder_varint_long(dec);
+    uint64_t value;
+    if (dec->ok && sprof_varint_get_fast(&dec->cursor, dec->end, &value))
+        return value;
+    dec->ok = false;
+    return 0;
 }
 /* Returns a pointer to the next size bytes, or NULL (and ok = false). */
 const uint8_t *sprof_decoder_bytes(struct sprof_decoder *dec, size_t size);

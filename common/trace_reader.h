@@ -31,6 +31,7 @@ struct sprof_reader {
     uint8_t *payload;
     size_t payload_capacity;
     uint64_t offset; /* of the next record */
+    char *stdio_buffer; /* the file's, when sprof_reader_open made it */
     char error[256]; /* the reason for the last failure, one line */
 };
 

@@ -285,9 +285,11 @@ static void test_little_endian_layout(void)
 
 static void test_varint_round_trip(void)
 {
-    static const uint64_t values[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX,
+    static const uint64_t values[] = {0,           1,           127,        128,
+                                      300,         16383,       16384,      (1u << 21) - 1,
+                                      1u << 21,    (1u << 28) - 1, 1u << 28, UINT32_MAX,
                                       (uint64_t)1 << 63, UINT64_MAX};
-    static const uint32_t sizes[] = {1, 1, 1, 2, 2, 2, 3, 5, 10, 10};
+    static const uint32_t sizes[] = {1, 1, 1, 2, 2, 2, 3, 3, 4, 4, 5, 5, 10, 10};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         uint8_t bytes[SPROF_VARINT_MAX];
         CHECK_EQ(sprof_varint_put(bytes, values[i]), sizes[i]);
@@ -316,6 +318,28 @@ static void test_varint_round_trip(void)
         sprof_decoder_init(&dec, then, sizes[i] - 1);
         CHECK_EQ(sprof_decoder_varint(&dec), 0);
         CHECK(!dec.ok);
+        /* sprof_varint_get_fast: the same, unrolled or not. */
+        uint8_t spare[2 * SPROF_VARINT_MAX] = {0};
+        memcpy(spare, bytes, sizes[i]);
+        for (size_t room = sizes[i] - 1; room <= sizes[i] + SPROF_VARINT_MAX; room++) {
+            cursor = spare;
+            value = 0;
+            bool read = sprof_varint_get_fast(&cursor, spare + room, &value);
+            CHECK(read == (room >= sizes[i]));
+            CHECK_EQ(value, (read ? values[i] : 0));
+            CHECK(cursor == spare + (read ? sizes[i] : 0));
+        }
+        /* Followed by more bytes than any value takes (the decoder's
+         * unrolled path), then two more values. */
+        uint8_t padded[3 * SPROF_VARINT_MAX] = {0};
+        memcpy(padded, bytes, sizes[i]);
+        sprof_varint_put(padded + sizes[i], values[i]);
+        sprof_decoder_init(&dec, padded, sizeof padded);
+        CHECK_EQ(sprof_decoder_varint(&dec), values[i]);
+        CHECK_EQ(sprof_decoder_varint(&dec), values[i]);
+        CHECK_EQ(sprof_decoder_remaining(&dec), sizeof padded - 2 * sizes[i]);
+        CHECK_EQ(sprof_decoder_varint(&dec), 0);
+        CHECK(dec.ok);
     }
     /* 300 is 0xac 0x02, low group first. */
     uint8_t bytes[SPROF_VARINT_MAX];
@@ -343,6 +367,10 @@ static void test_varint_hostile(void)
                                          0xff, 0xff, 0xff, 0xff, 0x02};
     cursor = overflow;
     CHECK(!sprof_varint_get(&cursor, overflow + sizeof overflow, &value));
+    CHECK(!sprof_varint_get_fast(&cursor, overflow + sizeof overflow, &value));
+    cursor = endless;
+    CHECK(!sprof_varint_get_fast(&cursor, endless + sizeof endless, &value));
+    CHECK(cursor == endless);
     /* Through the decoder: failure sticks and yields 0. */
     struct sprof_decoder dec;
     sprof_decoder_init(&dec, endless, sizeof endless);

@@ -1,6 +1,8 @@
 /* trace_reader: the file header checks and the record framing, on files
  * that are missing, empty, foreign, cut short or corrupt. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "sprof/trace_format.h"
@@ -222,6 +224,45 @@ static void test_cut_mid_record(void)
     sprof_encoder_free(&enc);
 }
 
+/* Records of many sizes, some larger than the reader's buffer, come back
+ * whole across its refills (the reader reads the file in large blocks). */
+static void test_records_across_buffer_refills(void)
+{
+    static const uint32_t sizes[] = {1, 7, 4093, 65536, 300000, 3, 262144, 1000000, 12, 200000};
+    uint8_t *payload = malloc(SPROF_RECORD_MAX_PAYLOAD);
+    CHECK(payload != NULL);
+    struct sprof_encoder enc;
+    sprof_encoder_init(&enc);
+    put_header(&enc, SPROF_TRACE_VERSION, 32);
+    for (size_t round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            for (uint32_t k = 0; k < sizes[i]; k++)
+                payload[k] = (uint8_t)(k * 31 + i + round);
+            sprof_encoder_begin_record(&enc, 200);
+            sprof_encoder_bytes(&enc, payload, sizes[i]);
+            CHECK(sprof_encoder_end_record(&enc));
+        }
+    }
+    struct sprof_reader reader;
+    CHECK_EQ(open_bytes(&reader, &enc, enc.size), 0);
+    for (size_t round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            struct sprof_record record;
+            CHECK_EQ(sprof_reader_next(&reader, &record), SPROF_READ_RECORD);
+            CHECK_EQ(record.size, sizes[i]);
+            bool same = true;
+            for (uint32_t k = 0; k < sizes[i]; k++)
+                same = same && record.payload[k] == (uint8_t)(k * 31 + i + round);
+            CHECK(same);
+        }
+    }
+    struct sprof_record record;
+    CHECK_EQ(sprof_reader_next(&reader, &record), SPROF_READ_EOF);
+    sprof_reader_close(&reader);
+    sprof_encoder_free(&enc);
+    free(payload);
+}
+
 static void test_unknown_type_is_returned(void)
 {
     struct sprof_encoder enc;
@@ -286,6 +327,7 @@ int main(void)
         UNIT_CASE(test_oversized_record_is_corrupt),
         UNIT_CASE(test_type_zero_is_corrupt),
         UNIT_CASE(test_cut_mid_record),
+        UNIT_CASE(test_records_across_buffer_refills),
         UNIT_CASE(test_unknown_type_is_returned),
         UNIT_CASE(test_open_stream),
     };

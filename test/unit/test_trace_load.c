@@ -122,6 +122,46 @@ static void test_bare_addresses(void)
     profile_free(&p);
 }
 
+/* A function is its name, declaration and module: addresses that share
+ * all of them share the function (the analyzer remembers it by the
+ * frame's string ids), and any difference makes another. */
+static void test_functions_shared_by_addresses(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_stack(&tb, 1, 0, "work@a.c:5/one@a.c:1;main");
+    tb_stack(&tb, 2, 0, "work@a.c:5/two@a.c:2;main");
+    tb_stack(&tb, 3, 0, "work@a.c:6;main");
+    tb_stack(&tb, 4, 0, "work@b.c:5;main");
+    tb_stack(&tb, 5, 0, "work@a.c:5;main");
+    uint64_t in_module = tb_address(&tb, "work@a.c:5");
+    tb_module(&tb, 7, "build/libbar.so", 0, in_module, in_module + 1);
+    for (uint32_t stack = 1; stack <= 5; stack++)
+        tb_samples(&tb, 100, stack, 1, 10);
+    tb_finish(&tb, 5, 50);
+
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &tb);
+    tb_free(&tb);
+    CHECK_EQ(p.stack_count, 5);
+    uint32_t work[5];
+    for (size_t i = 0; i < 5; i++) {
+        work[i] = p.frames[p.stacks[i].first_frame];
+        CHECK_STR(function_name(&p, work[i]), "work");
+    }
+    CHECK_EQ(work[0], work[1]); /* two addresses, one function */
+    for (size_t i = 1; i < 5; i++) {
+        for (size_t k = i + 1; k < 5; k++)
+            CHECK(work[i] != work[k]);
+    }
+    CHECK_STR(text(&p, p.functions[work[2]].location), "a.c:6");
+    CHECK_STR(text(&p, p.functions[work[3]].location), "b.c:5");
+    CHECK_STR(text(&p, p.functions[work[4]].module), "build/libbar.so");
+    CHECK_STR(text(&p, p.functions[work[0]].module), "");
+    profile_free(&p);
+}
+
 static void test_cut_mid_record(void)
 {
     struct trace_builder tb;
@@ -469,6 +509,7 @@ int main(void)
     static const struct unit_case cases[] = {
         UNIT_CASE(test_process_summary_threads),
         UNIT_CASE(test_bare_addresses),
+        UNIT_CASE(test_functions_shared_by_addresses),
         UNIT_CASE(test_cut_mid_record),
         UNIT_CASE(test_corrupt_record_stops_reading),
         UNIT_CASE(test_unknown_record_skipped),
