@@ -342,7 +342,7 @@ int main(int argc, char **argv)
     sprof_encoder_end_record(&enc);
     /* Every address of every used stack, once (a small open-addressing set). */
     size_t set_size = 1;
-    while (set_size < (size_t)stack_count * 8)
+    while (set_size < 2 * (size_t)depth_sum) /* room for every address: never full */
         set_size <<= 1;
     uint64_t *set = calloc(set_size, sizeof *set);
     uint64_t symbols = 0;
