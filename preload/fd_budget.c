@@ -250,8 +250,8 @@ static int unwinder_pipe_made(int result, int fds[2])
 {
     if (result == 0) {
         if (sprof_fd_limit() >= 2048) {
-            fds[0] = sprof_move_fd_high(fds[0]);
-            fds[1] = sprof_move_fd_high(fds[1]);
+            fds[0] = sprof_move_fd_high(fds[0], NULL);
+            fds[1] = sprof_move_fd_high(fds[1], NULL);
         }
         sprof_fd_guard_note_unwinder_pipe(fds);
     }

@@ -180,6 +180,17 @@ static struct sprof_thread *perf_holder(int fd)
     return NULL;
 }
 
+/* A counter being made or closed (sampling_timer.c): not one to sample
+ * with, but sprof's. */
+static bool perf_changing(int fd)
+{
+    for (struct sprof_thread *t = atomic_load(&sprof_threads); fd >= 0 && t; t = t->next) {
+        if (atomic_load(&t->perf_fd_changing) == fd)
+            return true;
+    }
+    return false;
+}
+
 static bool is_unwinder_fd(int fd)
 {
     for (int i = 0; i < 2; i++) {
@@ -351,7 +362,7 @@ static bool hidden_descriptor(int fd, const struct stat *st)
     case S_IFIFO:
         return is_unwinder_fd(fd);
     case 0: /* an anonymous inode, as a perf_event counter's */
-        return perf_holder(fd) != NULL;
+        return perf_holder(fd) != NULL || perf_changing(fd);
     default:
         return false;
     }

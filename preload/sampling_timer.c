@@ -48,7 +48,7 @@ int sprof_fd_limit(void)
     return (int)limit.rlim_cur;
 }
 
-int sprof_move_fd_high(int fd)
+int sprof_move_fd_high(int fd, _Atomic int *number_kept)
 {
     int limit = sprof_fd_limit();
     /* The system call, not the interposed fcntl: sprof's own EMFILE here
@@ -56,6 +56,8 @@ int sprof_move_fd_high(int fd)
     long high = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, limit >= 2048 ? 1024 : limit / 2);
     if (high < 0)
         return fd;
+    if (number_kept)
+        atomic_store(number_kept, (int)high);
     close(fd);
     return (int)high;
 }
@@ -105,19 +107,23 @@ struct counter {
 
 /* Opens a counter on thread tid, set to signal that thread, not yet
  * enabled. Async-signal-safe. Returns 0 or an errno value. */
-static int open_counter(pid_t tid, uint64_t period_ns, bool include_kernel, int signal_number,
-                        struct counter *c)
+static int open_counter(struct sprof_thread *t, uint64_t period_ns, bool include_kernel,
+                        int signal_number, struct counter *c)
 {
+    pid_t tid = t->tid;
     int fd = open_task_clock(period_ns, include_kernel, tid);
     if (fd < 0)
         return -fd;
-    fd = sprof_move_fd_high(fd);
+    /* Hidden from the program's probes from here until installed. */
+    atomic_store(&t->perf_fd_changing, fd);
+    fd = sprof_move_fd_high(fd, &t->perf_fd_changing);
     struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = tid};
     if (fcntl(fd, F_SETFL, O_ASYNC) != 0 || fcntl(fd, F_SETSIG, signal_number) != 0 ||
         fcntl(fd, F_SETOWN_EX, &owner) != 0 || ioctl(fd, PERF_EVENT_IOC_ID, &c->id) != 0 ||
         ioctl(fd, PERF_EVENT_IOC_RESET, 0) != 0) {
         int error = errno;
         syscall(SYS_close, fd);
+        atomic_store(&t->perf_fd_changing, -1);
         return error;
     }
     /* The mapping holds the counter open: if the program closes the
@@ -146,6 +152,7 @@ static int install_counter(struct sprof_thread *t, const struct counter *c)
     t->last_count = 0;
     atomic_thread_fence(memory_order_seq_cst);
     t->perf_fd = c->fd;
+    atomic_store(&t->perf_fd_changing, -1);
     atomic_fetch_add(&perf_descriptors, 1);
     if (ioctl(c->fd, PERF_EVENT_IOC_ENABLE, 0) != 0)
         return errno;
@@ -173,14 +180,20 @@ static void release_counter(struct sprof_thread *t)
     void *page = t->perf_page;
     if (fd < 0)
         return;
+    bool ours = counter_is_at(fd, t->perf_id);
+    /* Still hidden from the program's fstat and fcntl probes until closed
+     * (fd_guard.c), though no longer taken as a live counter. */
+    if (ours)
+        atomic_store(&t->perf_fd_changing, fd);
     t->perf_fd = -1;
     t->perf_page = NULL;
     atomic_thread_fence(memory_order_seq_cst);
-    if (counter_is_at(fd, t->perf_id)) {
+    if (ours) {
         ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
         /* The system call: the interposed close keeps sprof's descriptors. */
         syscall(SYS_close, fd);
     }
+    atomic_store(&t->perf_fd_changing, -1);
     if (page)
         munmap(page, page_size);
     atomic_fetch_sub(&perf_descriptors, 1);
@@ -192,7 +205,7 @@ static int arm_perf(struct sprof_thread *t, uint64_t period_ns, bool include_ker
     if (atomic_load(&perf_descriptors) >= sprof_fd_limit() / 16)
         return EMFILE;
     struct counter c;
-    int error = open_counter(t->tid, period_ns, include_kernel, signal_number, &c);
+    int error = open_counter(t, period_ns, include_kernel, signal_number, &c);
     if (error)
         return error;
     error = install_counter(t, &c);
@@ -338,7 +351,7 @@ static void rearm_lost_counter(struct sprof_thread *t, uint64_t period_ns, bool 
     release_counter(t);
     struct counter c;
     if (!atomic_load(&perf_given_up) &&
-        open_counter(t->tid, period_ns, include_kernel, signal_number, &c) == 0) {
+        open_counter(t, period_ns, include_kernel, signal_number, &c) == 0) {
         if (install_counter(t, &c) == 0)
             return;
         release_counter(t);

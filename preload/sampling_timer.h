@@ -29,9 +29,10 @@ bool sprof_timer_plan_choose(struct sprof_timer_plan *plan, enum sprof_timer_cho
 extern _Atomic uint32_t sprof_threads_without_perf;
 
 /* The soft RLIMIT_NOFILE (capped), and a descriptor moved (close-on-exec)
- * to the upper half of it, away from the low numbers programs expect. */
+ * to the upper half of it, away from the low numbers programs expect;
+ * number_kept (if not NULL) gets the new number before the old closes. */
 int sprof_fd_limit(void);
-int sprof_move_fd_high(int fd);
+int sprof_move_fd_high(int fd, _Atomic int *number_kept);
 
 /* Arms the calling thread's timer per the plan; with perf, falls back to a
  * CPU-time timer when descriptors are short. Returns 0 or an errno. */

@@ -105,6 +105,7 @@ static struct sprof_thread *new_state(void)
     t->scratch_frames = carve(&at, frames);
     t->scratch_pcs = carve(&at, pcs);
     t->perf_fd = -1;
+    atomic_init(&t->perf_fd_changing, -1);
     sprof_thread_reset_buffers(t);
     return t;
 }
@@ -152,6 +153,7 @@ static void reset_state(struct sprof_thread *t)
     sprof_thread_reset_buffers(t);
     t->tid = gettid();
     t->perf_fd = -1;
+    atomic_store(&t->perf_fd_changing, -1);
     t->has_timer = false;
     t->last_count = 0;
     t->warming_up = false;

@@ -45,6 +45,10 @@ struct sprof_thread {
     uint64_t perf_id;          /* the counter's kernel id, to tell it from a
                                   file the program has at perf_fd's number
                                   after closing ours behind our back */
+    _Atomic int perf_fd_changing; /* a counter's number while it is being
+                                  made or closed (not yet or no longer
+                                  perf_fd), else -1: hidden from the
+                                  program's probes meanwhile (fd_guard.c) */
     void *perf_page;           /* the counter's mapped page, or NULL: keeps
                                   it counting and signalling if its
                                   descriptor is closed behind our back */

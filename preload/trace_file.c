@@ -93,7 +93,7 @@ int sprof_trace_open(const char *path, const char *settings_warnings)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return errno;
-    fd = sprof_move_fd_high(fd);
+    fd = sprof_move_fd_high(fd, NULL);
     struct stat st;
     if (sprof_fstat_raw(fd, &st) != 0) {
         int error = errno;
