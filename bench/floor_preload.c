@@ -5,8 +5,8 @@
  * every thread made by pthread_create), signalling that thread with SIGPROF
  * through fcntl F_SETSIG / F_SETOWN_EX (F_OWNER_TID), counting user time
  * only unless BENCH_FLOOR_KERNEL=1 (as sprof with SPROF_KERNEL). The
- * handler only counts the signal. Like sprof by default, it keeps SIGPROF
- * unblocked in every thread (see without_sigprof). What a
+ * handler only counts the signal. Like sprof by default, it keeps its
+ * signal unblocked in every thread (see mask_without_floor_signal). What a
  * profiler costs beyond this floor is its own work: unwinding, tables,
  * writing. Like sprof, it stops the calling thread's counter before execve,
  * execv, execvp and execvpe (a signal reaching the new image, which has no
@@ -128,60 +128,56 @@ struct start_info {
     void *arg;
 };
 
-/* sprof keeps SIGPROF deliverable in threads that block every signal
- * (its virtual masks, SPROF_UNBLOCK=1 by default), and so does the floor,
- * crudely: a block never includes SIGPROF, and a new thread, which may
- * have inherited a full mask (liblzma makes its threads so), unblocks it.
- * Otherwise the floor would deliver nothing to such threads and cost less
- * than the same timer does for sprof. */
 static int floor_signal(void)
 {
     return signal_mode == SIGNAL_TRAP ? SIGTRAP : SIGPROF;
 }
 
-static const sigset_t *without_sigprof(int how, const sigset_t *set, sigset_t *copy)
-{
-    if (!set || how == SIG_UNBLOCK || !sigismember(set, floor_signal()))
-        return set;
-    *copy = *set;
-    sigdelset(copy, floor_signal());
-    return copy;
-}
-
+/* sprof keeps SIGPROF deliverable in threads that block every signal
+ * (its virtual masks, SPROF_UNBLOCK=1 by default), and so does the floor,
+ * crudely: a block never includes the floor's signal, and a new thread,
+ * which may have inherited a full mask (liblzma makes its threads so),
+ * unblocks it. Otherwise the floor would deliver nothing to such threads
+ * and cost less than the same timer does for sprof. */
 typedef int (*mask_fn)(int, const sigset_t *, sigset_t *);
+
+static int mask_without_floor_signal(_Atomic(mask_fn) *real, const char *name, int how,
+                                     const sigset_t *set, sigset_t *old)
+{
+    mask_fn fn = atomic_load(real);
+    if (!fn) {
+        fn = (mask_fn)dlsym(RTLD_NEXT, name);
+        atomic_store(real, fn);
+    }
+    sigset_t copy;
+    if (set && how != SIG_UNBLOCK && sigismember(set, floor_signal())) {
+        copy = *set;
+        sigdelset(&copy, floor_signal());
+        set = &copy;
+    }
+    return fn(how, set, old);
+}
 
 EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
     static _Atomic(mask_fn) real;
-    mask_fn fn = atomic_load(&real);
-    if (!fn) {
-        fn = (mask_fn)dlsym(RTLD_NEXT, "pthread_sigmask");
-        atomic_store(&real, fn);
-    }
-    sigset_t copy;
-    return fn(how, without_sigprof(how, set, &copy), old);
+    return mask_without_floor_signal(&real, "pthread_sigmask", how, set, old);
 }
 
 EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
     static _Atomic(mask_fn) real;
-    mask_fn fn = atomic_load(&real);
-    if (!fn) {
-        fn = (mask_fn)dlsym(RTLD_NEXT, "sigprocmask");
-        atomic_store(&real, fn);
-    }
-    sigset_t copy;
-    return fn(how, without_sigprof(how, set, &copy), old);
+    return mask_without_floor_signal(&real, "sigprocmask", how, set, old);
 }
 
 static void *start_armed(void *raw)
 {
     struct start_info info = *(struct start_info *)raw;
     free(raw);
-    sigset_t sigprof;
-    sigemptyset(&sigprof);
-    sigaddset(&sigprof, floor_signal());
-    pthread_sigmask(SIG_UNBLOCK, &sigprof, NULL);
+    sigset_t own_signal;
+    sigemptyset(&own_signal);
+    sigaddset(&own_signal, floor_signal());
+    pthread_sigmask(SIG_UNBLOCK, &own_signal, NULL);
     int fd = arm_this_thread();
     if (fd >= 0) {
         *this_thread_fd() = fd + 1;
