@@ -335,6 +335,9 @@ static void on_fork_child(void)
          * open. Their pages are not inherited. */
         int fd = sprof_timer_counter_intact(t) ? t->perf_fd : -1;
         t->perf_fd = -1;
+        /* A parent's thread may have been making or closing a counter: the
+         * number is no longer ours to hide here. */
+        atomic_store(&t->perf_fd_changing, -1);
         t->perf_page = NULL;
         if (fd >= 0)
             close(fd);

@@ -105,8 +105,9 @@ struct counter {
     void *page;
 };
 
-/* Opens a counter on thread tid, set to signal that thread, not yet
- * enabled. Async-signal-safe. Returns 0 or an errno value. */
+/* Opens a counter on thread t, set to signal that thread, not yet
+ * enabled; its number is t's perf_fd_changing until installed.
+ * Async-signal-safe. Returns 0 or an errno value. */
 static int open_counter(struct sprof_thread *t, uint64_t period_ns, bool include_kernel,
                         int signal_number, struct counter *c)
 {
