@@ -1027,24 +1027,39 @@ class Harness:
                                                            self.profilers.missing[p]))
         self.sections.append(section)
 
+    def perf_report(self, settings, make_cmd, freq, sort):
+        """perf report's table (--stdio, sample counts included) of make_cmd
+        run under `perf record -e cpu-clock -F freq`, with settings (NAME=
+        VALUE, relative paths in the run's directory) given to the command
+        alone, not to perf; None if the run failed."""
+        run_dir = new_run_dir()
+        cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-o",
+               run_dir / "perf.data", "--", "env"] + list(settings) + make_cmd(run_dir)
+        run = execute(cmd, run_dir)
+        report = None
+        if run.status == 0:
+            report = subprocess.run(["perf", "report", "-i", run_dir / "perf.data", "-n",
+                                     "--no-children", "--sort", sort, "--stdio", "-g", "none"],
+                                    capture_output=True, text=True, env=BASE_ENV).stdout
+        else:
+            self.notes.append("perf record of a profiled run failed (status %d)" % run.status)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return report
+
+    def sprof_settings(self, *extra):
+        """sprof at 999 Hz, quiet, its trace in the run's directory."""
+        return ["LD_PRELOAD=%s" % (BIN / "libsprof.so"), "SPROF_FREQ=999",
+                "SPROF_OUTPUT=trace.bin", "SPROF_QUIET=1"] + list(extra)
+
     def own_code_share(self, make_cmd):
         """Shares of a sprof-profiled run's CPU samples (perf record) in
         sprof's own code, split into sampling and exit (naming)."""
-        run_dir = new_run_dir()
-        env = ["env", "LD_PRELOAD=%s" % (BIN / "libsprof.so"), "SPROF_FREQ=999",
-               "SPROF_OUTPUT=%s" % (run_dir / "trace.bin"), "SPROF_QUIET=1"]
-        cmd = ["perf", "record", "-e", "cpu-clock", "-F", "4000", "-o", run_dir / "own.data",
-               "--"] + env + make_cmd(run_dir)
-        run = execute(cmd, run_dir)
-        if run.status != 0:
-            self.notes.append("perf record of a sprof run failed (status %d)" % run.status)
+        report = self.perf_report(self.sprof_settings(), make_cmd, 4000, "dso,sym")
+        if report is None:
             return None
-        report = subprocess.run(["perf", "report", "-i", run_dir / "own.data", "--no-children",
-                                 "--sort", "dso,sym", "--stdio", "-g", "none"],
-                                capture_output=True, text=True, env=BASE_ENV).stdout
         shares = dict(sampling=0.0, exit=0.0)
         for line in report.splitlines():
-            found = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[.\]\s+(\S+)", line)
+            found = re.match(r"\s*([\d.]+)%\s+\d+\s+(\S+)\s+\[.\]\s+(\S+)", line)
             if not found:
                 continue
             share, dso, symbol = float(found.group(1)) / 100, found.group(2), found.group(3)
@@ -1057,7 +1072,6 @@ class Harness:
                                       r"sort_symbols|string_table|sprof_map|find_slot|reader|"
                                       r"decoder|encoder|hash|chain_id|write_name", symbol)
                 shares["exit" if exit_code else "sampling"] += share
-        shutil.rmtree(run_dir, ignore_errors=True)
         return shares
 
     def depth_effect(self, name, make_cmd):
@@ -1100,26 +1114,17 @@ class Harness:
         log("3. %s: the program's own CPU samples, floor against sprof (perf)" % name)
 
         def run_one(key, r):
-            run_dir = new_run_dir()
-            env = ["env", "SPROF_FREQ=999", "BENCH_FLOOR_FREQ=999"]
-            if key == "sprof":
-                env += ["LD_PRELOAD=%s" % (BIN / "libsprof.so"), "SPROF_QUIET=1",
-                        "SPROF_SYMBOLIZE=0", "SPROF_OUTPUT=%s" % (run_dir / "trace.bin")]
-            else:
-                env += ["LD_PRELOAD=%s" % (BIN / "floor_preload.so")]
-            cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "10000", "-o",
-                   run_dir / "perf.data", "--"] + env + make_cmd(run_dir)
-            run = execute(cmd, run_dir)
-            report = subprocess.run(["perf", "report", "-i", run_dir / "perf.data", "-n",
-                                     "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
-                                    capture_output=True, text=True, env=BASE_ENV).stdout
+            settings = (self.sprof_settings("SPROF_SYMBOLIZE=0") if key == "sprof" else
+                        ["LD_PRELOAD=%s" % (BIN / "floor_preload.so"), "BENCH_FLOOR_FREQ=999"])
+            report = self.perf_report(settings, make_cmd, 10000, "dso")
+            if report is None:
+                return None
             own = 0
             for line in report.splitlines():
                 found = re.match(r"\s*[\d.]+%\s+(\d+)\s+(\S+)", line)
                 if found and not self.NOT_THE_PROGRAM.match(found.group(2)):
                     own += int(found.group(1))
-            shutil.rmtree(run_dir, ignore_errors=True)
-            return own if run.status == 0 else None
+            return own
 
         results = interleaved(["floor", "sprof"], self.mode.real_reps, run_one)
         floor, sprof = median(results["floor"]), median(results["sprof"])
