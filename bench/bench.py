@@ -1069,7 +1069,7 @@ class Harness:
                 shares["sampling"] += share
             elif dso == "libsprof.so":
                 exit_code = re.search(r"symboli|unwind_table|compare_symbols|module_symbols|"
-                                      r"sort_symbols|string_table|sprof_map|find_slot|reader|"
+                                      r"sort_symbols|merge_sort|symbol_before|string_table|sprof_map|find_slot|reader|"
                                       r"decoder|encoder|hash|chain_id|write_name", symbol)
                 shares["exit" if exit_code else "sampling"] += share
         return shares
