@@ -42,6 +42,7 @@ import csv
 import datetime
 import gzip
 import json
+import math
 import os
 import platform
 import random
@@ -110,6 +111,11 @@ MODES = {
 
 # stackload times its work in chunks of about this much CPU (see stackload.c).
 CHUNK_SECONDS = 0.005
+# A profiler that takes fewer samples than this per chunk (gperftools rides
+# the tick: 1.25 a chunk at HZ=250) is measured on groups of neighbouring
+# chunks that hold about this many. Otherwise the median chunk would be one
+# with the commoner, smaller count of samples: 1 of 1.25 charged 20% less.
+GROUP_SAMPLES = 8
 
 # What was found when a target was missed, by profiling the profiler (perf,
 # callgrind, and sprof on itself) when this harness was written. Printed
@@ -443,6 +449,27 @@ class Profilers:
         return run
 
 
+def grouped_cost(run, base):
+    """(CPU added, us per sample) of a stackload run against the run without
+    a profiler in its round: the median group of neighbouring chunks against
+    the base's, over the samples such a group holds (samples fall in
+    proportion to CPU time). A group holds GROUP_SAMPLES samples or more;
+    one chunk when the profiler samples that often. None when not measured."""
+    chunks, base_chunks = run.info["chunk_times"], base.info["chunk_times"]
+    if not (run.samples and chunks and base_chunks and run.info["work_cpu"]):
+        return None
+    size = max(1, math.ceil(GROUP_SAMPLES * len(chunks) / run.samples))
+
+    def median_group(times):
+        return median([sum(times[i:i + size]) for i in range(0, len(times) - size + 1, size)])
+
+    with_profiler, without = median_group(chunks), median_group(base_chunks)
+    if not (with_profiler and without):
+        return None
+    return (with_profiler / without - 1,
+            (1 - without / with_profiler) * run.info["work_cpu"] / run.samples * 1e6)
+
+
 def interleaved(configs, reps, run_one):
     """Runs every configuration once per round, in an order rotated each
     round; returns {config: [run of round 0, round 1, ...]}."""
@@ -597,11 +624,13 @@ class Harness:
         cmd = [BIN / "stackload", frames, threads, iterations, self.chunk, out]
         run = self.profilers.run(key, freq, cmd, run_dir, trace=trace, wrapper=wrapper,
                                  threads=thread_view)
-        run.info.update(work_cpu=None, chunks=None, median_chunk=None)
+        run.info.update(work_cpu=None, chunks=None, median_chunk=None, chunk_times=[])
         if out.exists():
-            work_cpu, _, _, chunks, median_chunk, _ = out.read_text().split()
+            lines = out.read_text().splitlines()
+            work_cpu, _, _, chunks, median_chunk, _ = lines[0].split()
             run.info.update(work_cpu=float(work_cpu), chunks=int(chunks),
-                            median_chunk=float(median_chunk))
+                            median_chunk=float(median_chunk),
+                            chunk_times=[float(x) for x in lines[1].split()] if len(lines) > 1 else [])
         self.check("stackload %d frames, %d threads" % (frames, threads), key, run)
         run.info["run_dir"] = run_dir
         if not wrapper:
@@ -636,19 +665,18 @@ class Harness:
             results = interleaved(configs, self.mode.cost_reps,
                                   lambda c, r: self.stackload(c[0], c[1], frames, 1,
                                                               self.iterations, trace=c[0] == "sprof"))
-            base = [r.info["median_chunk"] for r in results[("none", 0)]]
-            whole = [r.info["work_cpu"] for r in results[("none", 0)]]
-            self.raw["cost_base_%d" % frames] = dict(median_chunk=base, work_cpu=whole)
+            base = results[("none", 0)]
+            whole = [r.info["work_cpu"] for r in base]
+            self.raw["cost_base_%d" % frames] = dict(
+                median_chunk=[r.info["median_chunk"] for r in base], work_cpu=whole)
             if all(whole):
                 noise.append((max(whole) - min(whole)) / median(whole))
-            per_sample = {}
+            per_sample, added_cpu = {}, {}
             for f in freqs:
                 for p in peers_at[f]:
-                    # The median chunk's added CPU over the samples per chunk.
-                    rounds_cost[(frames, f, p)] = [
-                        (r.info["median_chunk"] - b) * r.info["chunks"] / r.samples * 1e6
-                        if r.samples and r.info["median_chunk"] and b else None
-                        for r, b in zip(results[(p, f)], base)]
+                    measured = [grouped_cost(r, b) for r, b in zip(results[(p, f)], base)]
+                    rounds_cost[(frames, f, p)] = [m and m[1] for m in measured]
+                    added_cpu[(f, p)] = median([m and m[0] for m in measured])
                     per_sample[(f, p)] = [x for x in rounds_cost[(frames, f, p)] if x is not None]
                     costs[(frames, f, p)] = median(per_sample[(f, p)])
             for f in freqs:
@@ -657,8 +685,7 @@ class Harness:
                     runs = results[(p, f)]
                     if not any(r.samples for r in runs):
                         continue  # SIGTRAP from perf needs Linux 5.13
-                    added = median([r.info["median_chunk"] / b - 1 for r, b in zip(runs, base)
-                                    if r.info["median_chunk"] and b])
+                    added = added_cpu[(f, p)]
                     cost = costs[(frames, f, p)]
                     depth = ""
                     if p == "sprof":
@@ -678,10 +705,15 @@ class Harness:
             "amount of work (%.1f s of CPU without a profiler), timing each chunk of about %.0f ms"
             % (self.mode.cost_seconds, CHUNK_SECONDS * 1e3),
             "with its thread's CPU clock. Per sample = (median chunk's CPU with the profiler -",
-            "without it, same round) / samples per chunk: the median chunk is not thrown about by",
-            "the spells when neighbours slow this virtual CPU down, which moved the whole run's",
-            "CPU time by up to %s between rounds. Medians of %d interleaved rounds, and the"
-            % (fmt(self.facts["cost_noise"], "{:.0%}"), self.mode.cost_reps),
+            "without it, same round) / samples in such a chunk: the median chunk is not thrown",
+            "about by the spells when neighbours slow this virtual CPU down, which moved the whole",
+            "run's CPU time by up to %s between rounds. A profiler that takes fewer than %d"
+            % (fmt(self.facts["cost_noise"], "{:.0%}"), GROUP_SAMPLES),
+            "samples a chunk is measured on groups of neighbouring chunks that hold %d: else the"
+            % GROUP_SAMPLES,
+            "median chunk would be one with the commoner, smaller count (gperftools: 1 sample in",
+            "most 5 ms chunks, 2 in some). Medians of %d interleaved rounds, and the"
+            % self.mode.cost_reps,
             "middle half of the rounds' values. *depth*: the mean depth of sprof's recorded",
             "stacks. gperftools' timer (setitimer) fires at most once per kernel tick (%s),"
             % ("HZ=%d" % self.machine["hz"] if self.machine["hz"] else "HZ unknown"),
