@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "profile.h"
 #include "report.h"
@@ -25,8 +26,9 @@ static const char usage_text[] =
     "\n"
     "  -s, --sort KEY      cumulative (default), self, samples or name\n"
     "  -n, --limit N       print at most N functions (default: all)\n"
-    "  -f, --format FMT    table (default), csv, or folded (stacks for FlameGraph,\n"
-    "                      speedscope: 'root;...;leaf samples' per line)\n"
+    "  -f, --format FMT    table (default), csv, folded (stacks for FlameGraph,\n"
+    "                      speedscope: 'root;...;leaf samples' per line), or pprof\n"
+    "                      (gzipped profile.proto for pprof: redirect it to a file)\n"
     "  -t, --threads       per-thread view instead of per-function\n"
     "      --summary       the run's figures only (samples, CPU, wall, memory)\n"
     "      --callers REGEX for functions matching REGEX, who calls them: time, share\n"
@@ -141,13 +143,19 @@ struct view {
     struct report_options options;
     bool csv, threads, summary;
     const char *callers, *callees;
-    bool folded;
+    bool folded, pprof;
 };
 
-/* Prints the chosen view of profile. */
-static void print_view(struct profile *profile, const struct view *v)
+/* Prints the chosen view of profile; false if it could not be written. */
+static bool print_view(struct profile *profile, const struct view *v)
 {
-    if (v->folded) {
+    if (v->pprof) {
+        char error[256];
+        if (!print_pprof(stdout, profile, error, sizeof error)) {
+            fprintf(stderr, "sprof-analyze: %s\n", error);
+            return false;
+        }
+    } else if (v->folded) {
         print_folded(stdout, profile);
     } else if (v->callers || v->callees) {
         char error[256];
@@ -174,13 +182,14 @@ static void print_view(struct profile *profile, const struct view *v)
             print_table(stdout, profile, stats, count, &v->options);
         free(stats);
     }
+    return true;
 }
 
 int main(int argc, char **argv)
 {
     struct report_options options = {.sort = SORT_CUMULATIVE};
-    bool csv = false, folded = false, threads = false, children = true, summary = false,
-         per_process = false;
+    bool csv = false, folded = false, pprof = false, threads = false, children = true,
+         summary = false, per_process = false;
     const char *callers = NULL, *callees = NULL;
     uint32_t only_pid = 0;
     enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY, OPT_CALLERS, OPT_CALLEES, OPT_PER_PROCESS, OPT_PID };
@@ -213,13 +222,15 @@ int main(int argc, char **argv)
             break;
         }
         case 'f':
-            csv = folded = false;
+            csv = folded = pprof = false;
             if (!strcmp(optarg, "csv"))
                 csv = true;
             else if (!strcmp(optarg, "folded"))
                 folded = true;
+            else if (!strcmp(optarg, "pprof"))
+                pprof = true;
             else if (strcmp(optarg, "table"))
-                usage_error("unknown format (use table, csv or folded)", optarg);
+                usage_error("unknown format (use table, csv, folded or pprof)", optarg);
             break;
         case 't':
             threads = true;
@@ -264,16 +275,23 @@ int main(int argc, char **argv)
     }
     if (optind >= argc)
         usage_error("no trace file given", NULL);
+    if (pprof && per_process)
+        usage_error("pprof writes one profile: choose a process with --pid instead of",
+                    "--per-process");
+    /* Compressed bytes would only garble the terminal (as gzip refuses too). */
+    if (pprof && isatty(STDOUT_FILENO))
+        usage_error("pprof output is binary: redirect it to a file, as in > profile.pb.gz",
+                    NULL);
 
     struct trace_list list = {0};
     for (int i = optind; i < argc; i++) {
         /* Children are found only for a single trace; named files are taken as given. */
         add_with_children(&list, argv[i], children && argc - optind == 1);
     }
-    struct view view = {options, csv, threads, summary, callers, callees, folded};
-    /* Only folded stacks and callers list stacks; the rest needs the
+    struct view view = {options, csv, threads, summary, callers, callees, folded, pprof};
+    /* Only folded stacks, pprof and callers list stacks; the rest needs the
      * functions' figures, which come faster from the frame tables. */
-    bool without_stacks = !folded && !callers && !callees;
+    bool without_stacks = !folded && !pprof && !callers && !callees;
     int status = 0;
     size_t loaded = 0;
     struct profile profile;
@@ -295,7 +313,8 @@ int main(int argc, char **argv)
             if (!csv)
                 printf("%s==== process %u: %s ====\n", loaded > 1 ? "\n" : "",
                        profile.processes[0].pid, list.paths[i]);
-            print_view(&profile, &view);
+            if (!print_view(&profile, &view))
+                status = EXIT_OUTPUT;
             profile_free(&profile);
             profile_init(&profile);
             profile.without_stacks = without_stacks;
@@ -306,8 +325,8 @@ int main(int argc, char **argv)
                 only_pid);
         status = EXIT_BAD_TRACE;
     }
-    if (!per_process && loaded > 0)
-        print_view(&profile, &view);
+    if (!per_process && loaded > 0 && !print_view(&profile, &view))
+        status = EXIT_OUTPUT;
     profile_free(&profile);
     for (size_t i = 0; i < list.count; i++)
         free(list.paths[i]);

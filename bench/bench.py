@@ -1464,9 +1464,9 @@ class Harness:
             ""]
         section.lines += markdown_table(["trace", "MB", "wall s", "CPU s", "peak RSS MB",
                                          "M samples/s", "shape"], rows)
-        # Exports of the synthetic trace (pprof is not written yet).
+        # Exports of the synthetic trace.
         export_rows = []
-        for fmt_name in ("csv", "folded"):
+        for fmt_name in ("csv", "folded", "pprof"):
             log("6. analyzer: --format %s" % fmt_name)
             runs = []
             for _ in range(self.mode.analyzer_reps):
@@ -1484,7 +1484,7 @@ class Harness:
                                 fmt(median([r.cpu for r in runs])),
                                 fmt(max(r.maxrss_kb for r in runs) / 1024, "{:.0f}"),
                                 fmt(runs[-1].info["out_bytes"] / 1e6, "{:.1f}")])
-        section.lines += ["", "Exports of the synthetic trace, medians of %d runs:"
+        section.lines += ["", "Exports of the synthetic trace, medians of %d runs (pprof's is gzipped):"
                           % self.mode.analyzer_reps, ""]
         section.lines += markdown_table(["export", "wall s", "CPU s", "peak RSS MB",
                                          "output MB"], export_rows)

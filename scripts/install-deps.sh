@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs what building sprof needs, on Debian or Ubuntu; with --test,
 # also what its tests use (clang and its fuzzer runtime, for the libFuzzer
-# target, which otherwise skips). Installs only what is missing; uses sudo
-# when not root.
+# target, which otherwise skips; Go and pprof's source, from which the pprof
+# export's test builds a real pprof to read it back). Installs only what is
+# missing; uses sudo when not root.
 set -euo pipefail
 
-packages=(gcc g++ meson ninja-build pkg-config libunwind-dev libdw-dev libelf-dev
+packages=(gcc g++ meson ninja-build pkg-config libunwind-dev libdw-dev libelf-dev zlib1g-dev
           python3 util-linux)
 optional=()
 if [ "${1:-}" = "--test" ]; then
-    optional=(clang libclang-rt-14-dev)
+    optional=(clang libclang-rt-14-dev golang-go golang-github-google-pprof-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@ Exit status: 0 passed, 1 failed, 77 skipped (meson's convention).
 """
 import argparse
 import csv
+import gzip
 import io
 import os
 import pwd
@@ -1089,6 +1090,205 @@ def analyzer_errors(env):
         f.write(data[:8] + bytes([99, 0, 0, 0]) + data[12:])
     future = env.analyze("future.bin", expect_status=2)
     check("version 99" in future.stderr, f"future version: {future.stderr!r}")
+
+
+def read_varint(data, at):
+    value = shift = 0
+    while True:
+        check(at < len(data) and shift < 64, "pprof: a varint runs past its message")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def protobuf_fields(data):
+    """(field number, value) of each field of a protocol buffer message:
+    varints as ints, length-delimited fields as bytes."""
+    at = 0
+    while at < len(data):
+        key, at = read_varint(data, at)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, at = read_varint(data, at)
+        elif wire == 2:
+            size, at = read_varint(data, at)
+            check(at + size <= len(data), "pprof: a field runs past its message")
+            value, at = data[at:at + size], at + size
+        else:
+            raise Failure(f"pprof: unexpected wire type {wire} in field {field}")
+        yield field, value
+
+
+def repeated_ints(values):
+    """A repeated integer field, packed (bytes) or not (ints)."""
+    out = []
+    for value in values:
+        if isinstance(value, int):
+            out.append(value)
+            continue
+        at = 0
+        while at < len(value):
+            number, at = read_varint(value, at)
+            out.append(number)
+    return out
+
+
+def message(data):
+    """{field: [values]} of a message."""
+    fields = {}
+    for field, value in protobuf_fields(data):
+        fields.setdefault(field, []).append(value)
+    return fields
+
+
+def decode_pprof(blob):
+    """The parts of profile.proto the export writes, checked for the
+    format's rules: string 0 is "", ids are unique and non-zero, and every
+    id a sample, location or function uses exists."""
+    profile = message(gzip.decompress(blob))
+    strings = [s.decode() for s in profile.get(6, [])]
+    check(strings and strings[0] == "", "pprof: string_table[0] must be empty")
+
+    def text(index):
+        check(0 <= index < len(strings), f"pprof: string index {index} out of range")
+        return strings[index]
+
+    def value_type(data):
+        fields = message(data)
+        return text(fields.get(1, [0])[0]), text(fields.get(2, [0])[0])
+
+    functions, locations, mappings = {}, {}, {}
+    for data in profile.get(5, []):
+        f = message(data)
+        fid = f.get(1, [0])[0]
+        check(fid and fid not in functions, f"pprof: function id {fid} zero or repeated")
+        functions[fid] = dict(name=text(f.get(2, [0])[0]), filename=text(f.get(4, [0])[0]))
+    for data in profile.get(3, []):
+        m = message(data)
+        mid = m.get(1, [0])[0]
+        check(mid and mid not in mappings, f"pprof: mapping id {mid} zero or repeated")
+        mappings[mid] = text(m.get(5, [0])[0])
+    for data in profile.get(4, []):
+        loc = message(data)
+        lid = loc.get(1, [0])[0]
+        check(lid and lid not in locations, f"pprof: location id {lid} zero or repeated")
+        mapping = loc.get(2, [0])[0]
+        check(mapping == 0 or mapping in mappings, f"pprof: location {lid}: no mapping {mapping}")
+        lines = []
+        for line_data in loc.get(4, []):
+            line = message(line_data)
+            fid = line.get(1, [0])[0]
+            check(fid in functions, f"pprof: location {lid} names no function ({fid})")
+            lines.append((functions[fid], line.get(2, [0])[0]))
+        check(lines, f"pprof: location {lid} has no line")
+        locations[lid] = lines
+    samples = []
+    for data in profile.get(2, []):
+        sample = message(data)
+        ids = repeated_ints(sample.get(1, []))
+        check(ids and all(i in locations for i in ids), f"pprof: sample with unknown locations {ids}")
+        samples.append(([locations[i] for i in ids], repeated_ints(sample.get(2, []))))
+    return dict(sample_types=[value_type(d) for d in profile.get(1, [])], samples=samples,
+                period_type=value_type(profile[11][0]) if 11 in profile else None,
+                period=profile.get(12, [0])[0], mappings=mappings,
+                comments=[text(i) for i in repeated_ints(profile.get(13, []))])
+
+
+def pprof_tool(env):
+    """A real pprof: on PATH, or built from Debian's golang-github-google-pprof-dev
+    (scripts/install-deps.sh --test installs it) into the build directory
+    once; None when neither is here."""
+    found = shutil.which("pprof")
+    if found:
+        return found
+    source = "/usr/share/gocode/src/github.com/google/pprof"
+    if not (shutil.which("go") and os.path.isdir(source)):
+        return None
+    tool = os.path.join(env.programs, "pprof-tool", "pprof")
+    if not os.path.exists(tool):
+        cache = os.path.join(env.programs, "pprof-tool", "cache")
+        built = subprocess.run(["go", "build", "-o", tool, "github.com/google/pprof"],
+                               capture_output=True, text=True, timeout=170,
+                               env=dict(os.environ, GO111MODULE="off", GOFLAGS="",
+                                        GOPATH="/usr/share/gocode", GOCACHE=cache))
+        check(built.returncode == 0, f"building pprof failed: {built.stderr.strip()[-500:]}")
+    return tool
+
+
+@test
+def pprof_export(env):
+    """--format pprof: a valid gzipped profile.proto holding the same samples
+    and CPU time as the table, the known 60/30/10 split, files and lines;
+    read back by a real pprof where one is here."""
+    run_ok(env, [env.program("split"), "600"], trace="pprof.bin")
+    path = os.path.join(env.workdir, "profile.pb.gz")
+    with open(path, "wb") as out:
+        result = subprocess.run([env.analyzer, "pprof.bin", "--format", "pprof"], stdout=out,
+                                stderr=subprocess.PIPE, text=False, timeout=120, cwd=env.workdir)
+    check(result.returncode == 0, f"--format pprof exited {result.returncode}: {result.stderr!r}")
+    with open(path, "rb") as f:
+        profile = decode_pprof(f.read())
+    check(profile["sample_types"] == [("samples", "count"), ("cpu", "nanoseconds")],
+          f"sample types {profile['sample_types']}")
+    check(profile["period_type"] == ("cpu", "nanoseconds"), f"period type {profile['period_type']}")
+    check(abs(profile["period"] - 1e9 / 999) < 2, f"period {profile['period']} ns, expected 999 Hz")
+    check(profile["mappings"].get(1) == env.program("split"),
+          f"the first mapping (pprof's main binary) is {profile['mappings'].get(1)!r}")
+
+    s = env.summary("pprof.bin")
+    samples = sum(v[0] for _, v in profile["samples"])
+    cpu_ns = sum(v[1] for _, v in profile["samples"])
+    check(samples == int(s["samples"]), f"pprof holds {samples} samples, the trace {s['samples']}")
+    check(abs(cpu_ns / 1e9 - float(s["sampled_seconds"])) < 1e-3,
+          f"pprof holds {cpu_ns / 1e9:.6f} s, the trace {s['sampled_seconds']} s")
+
+    self_ns, cumulative_ns, lines = {}, {}, {}
+    for stack, values in profile["samples"]:
+        names = [name["name"] for location in stack for name, _ in location]
+        leaf = stack[0][0][0]["name"]
+        self_ns[leaf] = self_ns.get(leaf, 0) + values[1]
+        for name in set(names):
+            cumulative_ns[name] = cumulative_ns.get(name, 0) + values[1]
+        for location in stack:
+            for function, line in location:
+                lines[function["name"]] = (function["filename"], line)
+    for name, truth, table in (("leaf_a", 60, self_ns), ("leaf_b", 30, self_ns),
+                               ("leaf_c", 10, self_ns), ("common_caller", 90, cumulative_ns)):
+        share = 100 * table.get(name, 0) / cpu_ns
+        print(f"  {name:16} {share:6.2f}%  (truth {truth}%)")
+        check(abs(share - truth) <= 2, f"{name}: {share:.2f}% in pprof, truth {truth}%")
+    file, line = lines["leaf_a"]
+    check(file.endswith("split.c") and line > 0, f"leaf_a's place is {file}:{line}")
+
+    tool = pprof_tool(env)
+    if tool is None:
+        print("  (no pprof here: the format was checked by this test's own decoder)")
+    else:
+        top = subprocess.run([tool, "-top", "-nodecount=3", path], capture_output=True,
+                             text=True, timeout=120)
+        check(top.returncode == 0, f"pprof -top failed: {top.stderr.strip()}")
+        rows = [line.split() for line in top.stdout.splitlines()
+                if line.strip().endswith(("leaf_a", "leaf_b", "leaf_c"))]
+        print("  pprof -top:", "; ".join(" ".join(r) for r in rows))
+        check(rows and rows[0][-1] == "leaf_a" and abs(float(rows[0][1].rstrip("%")) - 60) <= 2,
+              f"pprof -top does not put leaf_a first at 60%: {top.stdout!r}")
+
+    # One profile only, and never raw bytes to a terminal or a full disk.
+    usage = env.analyze("pprof.bin", "--format", "pprof", "--per-process", expect_status=1)
+    check("--pid" in usage.stderr, f"pprof with --per-process: {usage.stderr!r}")
+    with open("/dev/full", "wb") as full:
+        failed = subprocess.run([env.analyzer, "pprof.bin", "--format", "pprof"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=120, cwd=env.workdir)
+    check(failed.returncode == 3 and len(failed.stderr.splitlines()) == 1,
+          f"pprof to a full disk: status {failed.returncode}, {failed.stderr!r}")
+    if shutil.which("script"):
+        tty = subprocess.run(["script", "-qec", f"{env.analyzer} pprof.bin --format pprof",
+                              "/dev/null"], capture_output=True, timeout=120, cwd=env.workdir)
+        check(b"redirect" in tty.stdout and tty.returncode == 1,
+              f"pprof to a terminal: status {tty.returncode}, {tty.stdout[:200]!r}")
 
 
 def main():
