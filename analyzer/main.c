@@ -27,8 +27,9 @@ static const char usage_text[] =
     "  -s, --sort KEY      cumulative (default), self, samples or name\n"
     "  -n, --limit N       print at most N functions (default: all)\n"
     "  -f, --format FMT    table (default), csv, folded (stacks for FlameGraph,\n"
-    "                      speedscope: 'root;...;leaf samples' per line), or pprof\n"
+    "                      speedscope: 'root;...;leaf samples' per line), pprof\n"
     "                      (gzipped profile.proto for pprof: redirect it to a file)\n"
+    "                      or callgrind (for KCachegrind, callgrind_annotate)\n"
     "  -t, --threads       per-thread view instead of per-function\n"
     "      --summary       the run's figures only (samples, CPU, wall, memory)\n"
     "      --callers REGEX for functions matching REGEX, who calls them: time, share\n"
@@ -143,15 +144,15 @@ struct view {
     struct report_options options;
     bool csv, threads, summary;
     const char *callers, *callees;
-    bool folded, pprof;
+    bool folded, pprof, callgrind;
 };
 
 /* Prints the chosen view of profile; false if it could not be written. */
 static bool print_view(struct profile *profile, const struct view *v)
 {
-    if (v->pprof) {
+    if (v->pprof || v->callgrind) {
         char error[256];
-        if (!print_pprof(stdout, profile, error, sizeof error)) {
+        if (!(v->pprof ? print_pprof : print_callgrind)(stdout, profile, error, sizeof error)) {
             fprintf(stderr, "sprof-analyze: %s\n", error);
             return false;
         }
@@ -188,8 +189,8 @@ static bool print_view(struct profile *profile, const struct view *v)
 int main(int argc, char **argv)
 {
     struct report_options options = {.sort = SORT_CUMULATIVE};
-    bool csv = false, folded = false, pprof = false, threads = false, children = true,
-         summary = false, per_process = false;
+    bool csv = false, folded = false, pprof = false, callgrind = false, threads = false,
+         children = true, summary = false, per_process = false;
     const char *callers = NULL, *callees = NULL;
     uint32_t only_pid = 0;
     enum { OPT_NO_CHILDREN = 256, OPT_SUMMARY, OPT_CALLERS, OPT_CALLEES, OPT_PER_PROCESS, OPT_PID };
@@ -222,15 +223,18 @@ int main(int argc, char **argv)
             break;
         }
         case 'f':
-            csv = folded = pprof = false;
+            csv = folded = pprof = callgrind = false;
             if (!strcmp(optarg, "csv"))
                 csv = true;
             else if (!strcmp(optarg, "folded"))
                 folded = true;
             else if (!strcmp(optarg, "pprof"))
                 pprof = true;
+            else if (!strcmp(optarg, "callgrind"))
+                callgrind = true;
             else if (strcmp(optarg, "table"))
-                usage_error("unknown format (use table, csv, folded or pprof)", optarg);
+                usage_error("unknown format (use table, csv, folded, pprof or callgrind)",
+                            optarg);
             break;
         case 't':
             threads = true;
@@ -275,9 +279,9 @@ int main(int argc, char **argv)
     }
     if (optind >= argc)
         usage_error("no trace file given", NULL);
-    if (pprof && per_process)
-        usage_error("pprof writes one profile: choose a process with --pid instead of",
-                    "--per-process");
+    if ((pprof || callgrind) && per_process)
+        usage_error("pprof and callgrind write one profile: choose a process with --pid "
+                    "instead of", "--per-process");
     /* Compressed bytes would only garble the terminal (as gzip refuses too). */
     if (pprof && isatty(STDOUT_FILENO))
         usage_error("pprof output is binary: redirect it to a file, as in > profile.pb.gz",
@@ -288,10 +292,11 @@ int main(int argc, char **argv)
         /* Children are found only for a single trace; named files are taken as given. */
         add_with_children(&list, argv[i], children && argc - optind == 1);
     }
-    struct view view = {options, csv, threads, summary, callers, callees, folded, pprof};
-    /* Only folded stacks, pprof and callers list stacks; the rest needs the
-     * functions' figures, which come faster from the frame tables. */
-    bool without_stacks = !folded && !pprof && !callers && !callees;
+    struct view view = {options, csv,     threads, summary, callers,
+                        callees, folded, pprof,   callgrind};
+    /* Only folded stacks, pprof, callgrind and callers list stacks; the rest
+     * needs the functions' figures, which come faster from the frame tables. */
+    bool without_stacks = !folded && !pprof && !callgrind && !callers && !callees;
     int status = 0;
     size_t loaded = 0;
     struct profile profile;

@@ -41,6 +41,10 @@ void print_folded(FILE *out, const struct profile *profile);
 /* pprof's profile.proto, gzipped: samples and CPU nanoseconds per distinct
  * stack. Returns false with error set to one line when it cannot. */
 bool print_pprof(FILE *out, const struct profile *profile, char *error, size_t error_size);
+/* Callgrind's format (KCachegrind, callgrind_annotate): self and call costs
+ * per function, samples and CPU nanoseconds. Returns false with error set
+ * to one line when it cannot. */
+bool print_callgrind(FILE *out, const struct profile *profile, char *error, size_t error_size);
 /* Figures of the whole run, over every process loaded. */
 struct run_totals {
     size_t summarized, unsummarized; /* processes with and without a SUMMARY */

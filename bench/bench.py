@@ -1466,7 +1466,7 @@ class Harness:
                                          "M samples/s", "shape"], rows)
         # Exports of the synthetic trace.
         export_rows = []
-        for fmt_name in ("csv", "folded", "pprof"):
+        for fmt_name in ("csv", "folded", "pprof", "callgrind"):
             log("6. analyzer: --format %s" % fmt_name)
             runs = []
             for _ in range(self.mode.analyzer_reps):

@@ -2,7 +2,8 @@
 # Installs what building sprof needs, on Debian or Ubuntu; with --test,
 # also what its tests use (clang and its fuzzer runtime, for the libFuzzer
 # target, which otherwise skips; Go and pprof's source, from which the pprof
-# export's test builds a real pprof to read it back). Installs only what is
+# export's test builds a real pprof to read it back; valgrind, whose
+# callgrind_annotate reads the callgrind export back). Installs only what is
 # missing; uses sudo when not root.
 set -euo pipefail
 
@@ -10,7 +11,7 @@ packages=(gcc g++ meson ninja-build pkg-config libunwind-dev libdw-dev libelf-de
           python3 util-linux)
 optional=()
 if [ "${1:-}" = "--test" ]; then
-    optional=(clang libclang-rt-14-dev golang-go golang-github-google-pprof-dev)
+    optional=(clang libclang-rt-14-dev golang-go golang-github-google-pprof-dev valgrind)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -12,6 +12,7 @@ import gzip
 import io
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -1292,6 +1293,77 @@ def pprof_export(env):
                               "/dev/null"], capture_output=True, timeout=120, cwd=env.workdir)
         check(b"redirect" in tty.stdout and tty.returncode == 1,
               f"pprof to a terminal: status {tty.returncode}, {tty.stdout[:200]!r}")
+
+
+def parse_callgrind(text):
+    """{function: [self samples, inclusive samples]} from callgrind's format
+    as the export writes it: inclusive = self + the calls' costs."""
+    names, costs, current, in_call = {}, {}, None, False
+    for line in text.splitlines():
+        if line.startswith(("fn=", "cfn=")):
+            key, _, rest = line.partition("=")
+            ident, _, name = rest.partition(")")
+            if name.strip():
+                names[ident] = name.strip()
+            check(ident in names, f"callgrind: {key}={ident}) used before it was named")
+            if key == "fn":
+                current = names[ident]
+                costs.setdefault(current, [0, 0])
+        elif line.startswith("calls="):
+            in_call = True
+        elif line[:1].isdigit():
+            check(current is not None, f"callgrind: a cost line outside a function: {line!r}")
+            samples = int(line.split()[1])
+            costs[current][1] += samples
+            if not in_call:
+                costs[current][0] += samples
+            in_call = False
+    return costs
+
+
+@test
+def callgrind_export(env):
+    """--format callgrind: every function's self and inclusive samples
+    (self + its calls) equal the table's self and cumulative ones, through
+    a 100-deep recursion; callgrind_annotate, where valgrind is installed,
+    reads the same."""
+    run_ok(env, [env.program("recurse")], trace="recurse.bin")
+    rows = env.functions("recurse.bin")
+    text = env.analyze("recurse.bin", "--format", "callgrind").stdout
+    with open(os.path.join(env.workdir, "callgrind.out"), "w") as f:
+        f.write(text)
+    costs = parse_callgrind(text)
+    sampled = {name: row for name, row in rows.items() if int(row["cumulative_samples"])}
+    check(set(costs) == set(sampled),
+          f"callgrind lists {sorted(set(costs) ^ set(sampled))[:5]} unlike the table")
+    for name, row in sampled.items():
+        want = [int(row["self_samples"]), int(row["cumulative_samples"])]
+        check(costs[name] == want, f"{name}: callgrind self/inclusive {costs[name]}, table {want}")
+    print(f"  {len(costs)} functions agree; descend self/inclusive {costs['descend']}, "
+          f"main {costs['main']}")
+    check(costs["descend"][1] <= costs["main"][1], "descend's inclusive exceeds main's")
+
+    if shutil.which("callgrind_annotate"):
+        annotated = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--auto=no",
+                                    "callgrind.out"],
+                                   capture_output=True, text=True, timeout=60, cwd=env.workdir)
+        check(annotated.returncode == 0 and not annotated.stderr.strip(),
+              f"callgrind_annotate: {annotated.returncode} {annotated.stderr.strip()[:300]}")
+        found = {}
+        for line in annotated.stdout.splitlines():
+            match = re.match(r"\s*([\d,]+) \([^)]*\)\s+[\d,]+ \([^)]*\)\s+\S*?:(\S+) \[", line)
+            if match:
+                found[match.group(2)] = int(match.group(1).replace(",", ""))
+        for name in ("descend", "main"):
+            check(found.get(name) == costs[name][1],
+                  f"callgrind_annotate gives {name} {found.get(name)} inclusive, "
+                  f"expected {costs[name][1]}: {annotated.stdout[-800:]!r}")
+        print(f"  callgrind_annotate --inclusive=yes: descend {found['descend']}, "
+              f"main {found['main']}")
+    else:
+        print("  (no callgrind_annotate here: checked by this test's own reader)")
+    usage = env.analyze("recurse.bin", "--format", "callgrind", "--per-process", expect_status=1)
+    check("--pid" in usage.stderr, f"callgrind with --per-process: {usage.stderr!r}")
 
 
 def main():

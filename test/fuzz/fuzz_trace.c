@@ -154,6 +154,7 @@ static void print_every_report(const struct profile *p)
     print_folded(sink, p);
     char pprof_error[256];
     CHECK(print_pprof(sink, p, pprof_error, sizeof pprof_error));
+    CHECK(print_callgrind(sink, p, pprof_error, sizeof pprof_error));
     /* --callers and --callees for every function, table and CSV. */
     char error[256];
     for (int callees = 0; callees < 2; callees++) {

@@ -475,6 +475,50 @@ static void test_folded_stacks(void)
     profile_free(&p);
 }
 
+/* Callgrind's costs: a function's self plus its calls' costs is its
+ * cumulative figure, once per sample, through a mutual recursion too. */
+static void test_callgrind_costs(void)
+{
+    struct trace_builder tb;
+    tb_init(&tb, 1, 700, SPROF_PROCESS_ROOT);
+    tb_stack(&tb, 1, 0, "b;a;b;main");   /* the leaf's function deeper too */
+    tb_stack(&tb, 2, 0, "c;b;a;b;main"); /* b's outermost frame calls a */
+    tb_stack(&tb, 3, 0, "a;main");
+    tb_samples(&tb, 700, 1, 2, 2000);
+    tb_samples(&tb, 700, 2, 3, 3000);
+    tb_samples(&tb, 700, 3, 1, 1000);
+    tb_finish(&tb, 6, 6000);
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &tb);
+    tb_free(&tb);
+    /* A name with a newline must not start a line of its own. */
+    p.functions[function_named(&p, "c")].name = sprof_string_table_intern(&p.strings, "c\nx", 3);
+    char *text = NULL, error[256] = "";
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    CHECK(out != NULL);
+    CHECK(print_callgrind(out, &p, error, sizeof error));
+    fclose(out);
+    /* By hand: b self 2, b -> a 3 (its outermost frame in stack 2), so 5;
+     * a self 1, a -> b 2 + 3, so 6; main -> b 5, main -> a 1, so 6; c 3. */
+    const char *expected =
+        "# callgrind format\nversion: 1\ncreator: sprof-analyze\npid: 700\n"
+        "cmd: synthetic -x\npositions: line\nevent: Samples : Samples\n"
+        "event: CPU_ns : CPU time (nanoseconds)\nevents: Samples CPU_ns\nsummary: 6 6000\n"
+        "\nob=(1) ???\nfl=(1) ???\nfn=(1) b\n0 2 2000\n"
+        "cob=(1)\ncfi=(1)\ncfn=(2) a\ncalls=0 0\n0 3 3000\n"
+        "\nob=(1)\nfl=(1)\nfn=(2)\n0 1 1000\n"
+        "cob=(1)\ncfi=(1)\ncfn=(1)\ncalls=0 0\n0 5 5000\n"
+        "\nob=(1)\nfl=(1)\nfn=(3) main\n"
+        "cob=(1)\ncfi=(1)\ncfn=(1)\ncalls=0 0\n0 5 5000\n"
+        "cob=(1)\ncfi=(1)\ncfn=(2)\ncalls=0 0\n0 1 1000\n"
+        "\nob=(1)\nfl=(1)\nfn=(4) c?x\n0 3 3000\n";
+    CHECK_STR(text, expected);
+    free(text);
+    profile_free(&p);
+}
+
 static void test_run_identity(void)
 {
     struct trace_builder tb;
@@ -517,6 +561,7 @@ int main(void)
         UNIT_CASE(test_two_files_merge),
         UNIT_CASE(test_frame_tables),
         UNIT_CASE(test_folded_stacks),
+        UNIT_CASE(test_callgrind_costs),
         UNIT_CASE(test_run_identity),
     };
     return unit_run(cases, sizeof cases / sizeof cases[0]);
