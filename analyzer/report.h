@@ -73,6 +73,10 @@ bool print_callers(FILE *out, const struct profile *profile, const char *pattern
 /* pstats-style call count: "total/primitive" when they differ. */
 void format_calls(char *text, size_t size, uint64_t calls, uint64_t primitive);
 
+/* A function's location "file.c:42" -> 42, *file_length that of "file.c";
+ * 0 (and the whole length) when it is a module's name instead. */
+uint64_t location_line(const char *location, size_t *file_length);
+
 /* One CSV field, always quoted (RFC 4180). */
 void put_csv_field(FILE *out, const char *text);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "hash_map.h"
+#include "large_array.h"
 #include "report.h"
 
 struct call_cost {
@@ -33,15 +34,8 @@ static bool add_call(struct call_costs *calls, uint32_t caller, uint32_t callee,
     uint64_t key = (uint64_t)caller << 32 | callee;
     uint32_t at;
     if (!sprof_map_get(&calls->by_pair, key, &at)) {
-        if (calls->count == calls->capacity) {
-            size_t capacity = calls->capacity ? calls->capacity * 2 : 256;
-            struct call_cost *items = realloc(calls->items, capacity * sizeof *items);
-            if (!items)
-                return false;
-            calls->items = items;
-            calls->capacity = capacity;
-        }
-        if (calls->count >= UINT32_MAX)
+        if (calls->count >= UINT32_MAX ||
+            !ARRAY_MAKE_ROOM(calls->items, calls->capacity, calls->count))
             return false;
         at = (uint32_t)calls->count++;
         calls->items[at] = (struct call_cost){caller, callee, 0, 0};
@@ -67,23 +61,6 @@ static void put_text(FILE *out, const char *text)
 {
     for (const unsigned char *c = (const unsigned char *)text; *c; c++)
         fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
-}
-
-/* "file.c:42" -> 42 and the length of "file.c"; 0 for a module's name. */
-static uint64_t location_line(const char *location, size_t *file_length)
-{
-    const char *colon = strrchr(location, ':');
-    *file_length = strlen(location);
-    if (!colon || !colon[1] || colon == location)
-        return 0;
-    uint64_t line = 0;
-    for (const char *c = colon + 1; *c; c++) {
-        if (*c < '0' || *c > '9' || line > UINT32_MAX)
-            return 0;
-        line = line * 10 + (uint64_t)(*c - '0');
-    }
-    *file_length = (size_t)(colon - location);
-    return line;
 }
 
 /* Name compression: "(id) text" the first time, "(id)" after. Ids are

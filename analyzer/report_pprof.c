@@ -12,6 +12,7 @@
 
 #include "hash_map.h"
 #include "report.h"
+#include "trace_codec.h"
 
 /* profile.proto's field numbers. */
 enum {
@@ -49,80 +50,37 @@ enum {
 
 enum { WIRE_VARINT = 0, WIRE_BYTES = 2 };
 
-/* A growing byte buffer; failed stays set once an allocation failed. */
-struct buffer {
-    uint8_t *data;
-    size_t length, capacity;
-    bool failed;
-};
-
-static bool reserve(struct buffer *b, size_t more)
+/* The project's encoder writes protobuf's varints: the same LEB128. */
+static void put_key(struct sprof_encoder *b, uint32_t field, uint32_t wire)
 {
-    if (b->failed)
-        return false;
-    if (b->length + more <= b->capacity)
-        return true;
-    size_t capacity = b->capacity ? b->capacity : 4096;
-    while (capacity < b->length + more) {
-        if (capacity > SIZE_MAX / 2) {
-            b->failed = true;
-            return false;
-        }
-        capacity *= 2;
-    }
-    uint8_t *data = realloc(b->data, capacity);
-    if (!data) {
-        b->failed = true;
-        return false;
-    }
-    b->data = data;
-    b->capacity = capacity;
-    return true;
+    sprof_encoder_varint(b, (uint64_t)field << 3 | wire);
 }
 
-static void put_varint(struct buffer *b, uint64_t value)
-{
-    if (!reserve(b, 10))
-        return;
-    while (value >= 0x80) {
-        b->data[b->length++] = (uint8_t)(value | 0x80);
-        value >>= 7;
-    }
-    b->data[b->length++] = (uint8_t)value;
-}
-
-static void put_key(struct buffer *b, uint32_t field, uint32_t wire)
-{
-    put_varint(b, (uint64_t)field << 3 | wire);
-}
-
-static void put_uint_field(struct buffer *b, uint32_t field, uint64_t value)
+static void put_uint_field(struct sprof_encoder *b, uint32_t field, uint64_t value)
 {
     put_key(b, field, WIRE_VARINT);
-    put_varint(b, value);
+    sprof_encoder_varint(b, value);
 }
 
-static void put_bytes_field(struct buffer *b, uint32_t field, const void *bytes, size_t size)
+static void put_bytes_field(struct sprof_encoder *b, uint32_t field, const void *bytes,
+                            size_t size)
 {
     put_key(b, field, WIRE_BYTES);
-    put_varint(b, size);
-    if (size && reserve(b, size)) {
-        memcpy(b->data + b->length, bytes, size);
-        b->length += size;
-    }
+    sprof_encoder_varint(b, size);
+    sprof_encoder_bytes(b, bytes, size);
 }
 
 /* A nested message, built in scratch (emptied first by the caller). */
-static void put_message_field(struct buffer *b, uint32_t field, struct buffer *scratch)
+static void put_message_field(struct sprof_encoder *b, uint32_t field, struct sprof_encoder *scratch)
 {
     if (scratch->failed)
         b->failed = true;
-    put_bytes_field(b, field, scratch->data, scratch->length);
+    put_bytes_field(b, field, scratch->data, scratch->size);
 }
 
 /* pprof's string table: index 0 is "", then each distinct string once. */
 struct strings {
-    struct buffer *out;
+    struct sprof_encoder *out;
     struct sprof_map index_by_id;   /* the profile's string id -> pprof index */
     struct sprof_string_table files; /* file names cut from "file:line" */
     struct sprof_map index_by_file; /* files' id -> pprof index */
@@ -173,37 +131,19 @@ static uint64_t file_index(struct strings *s, const char *file, size_t length)
     return added;
 }
 
-/* "file.c:42" -> its line, 42, and the length of "file.c"; 0 when the
- * location is a module's name instead. */
-static int64_t split_location(const char *location, size_t *file_length)
-{
-    const char *colon = strrchr(location, ':');
-    *file_length = strlen(location);
-    if (!colon || !colon[1] || colon == location)
-        return 0;
-    int64_t line = 0;
-    for (const char *c = colon + 1; *c; c++) {
-        if (*c < '0' || *c > '9' || line > INT32_MAX)
-            return 0;
-        line = line * 10 + (*c - '0');
-    }
-    *file_length = (size_t)(colon - location);
-    return line;
-}
-
-static void put_value_type(struct buffer *b, struct buffer *scratch, uint32_t field,
+static void put_value_type(struct sprof_encoder *b, struct sprof_encoder *scratch, uint32_t field,
                            uint64_t type, uint64_t unit)
 {
-    scratch->length = 0;
+    scratch->size = 0;
     put_uint_field(scratch, VALUE_TYPE_TYPE, type);
     put_uint_field(scratch, VALUE_TYPE_UNIT, unit);
     put_message_field(b, field, scratch);
 }
 
 /* Encodes the profile as an uncompressed profile.proto message. */
-static bool encode_profile(const struct profile *p, struct buffer *out)
+static bool encode_profile(const struct profile *p, struct sprof_encoder *out)
 {
-    struct buffer scratch = {0}, packed = {0};
+    struct sprof_encoder scratch = {0}, packed = {0};
     struct strings strings = {.out = out};
     sprof_map_init(&strings.index_by_id);
     sprof_map_init(&strings.index_by_file);
@@ -227,17 +167,17 @@ static bool encode_profile(const struct profile *p, struct buffer *out)
         const struct logical_stack *stack = &p->stacks[s];
         if (!stack->samples)
             continue;
-        scratch.length = 0;
-        packed.length = 0;
+        scratch.size = 0;
+        packed.size = 0;
         for (uint32_t k = 0; k < stack->depth; k++) {
             uint32_t function = p->frames[stack->first_frame + k];
             used[function] = true;
-            put_varint(&packed, (uint64_t)function + 1);
+            sprof_encoder_varint(&packed, (uint64_t)function + 1);
         }
         put_message_field(&scratch, SAMPLE_LOCATION_ID, &packed);
-        packed.length = 0;
-        put_varint(&packed, stack->samples);
-        put_varint(&packed, stack->weight_ns);
+        packed.size = 0;
+        sprof_encoder_varint(&packed, stack->samples);
+        sprof_encoder_varint(&packed, stack->weight_ns);
         put_message_field(&scratch, SAMPLE_VALUE, &packed);
         put_message_field(out, PROFILE_SAMPLE, &scratch);
     }
@@ -257,7 +197,7 @@ static bool encode_profile(const struct profile *p, struct buffer *out)
                 continue;
             if (!sprof_map_put(&mapping_by_module, module, ++mappings))
                 out->failed = true;
-            scratch.length = 0;
+            scratch.size = 0;
             put_uint_field(&scratch, MAPPING_ID, mappings);
             uint64_t filename = string_index(&strings, p, module);
             if (filename)
@@ -272,20 +212,20 @@ static bool encode_profile(const struct profile *p, struct buffer *out)
 
     /* A Location and a Function per function: the trace's stacks are already
      * functions (inlined frames expanded), so a location stands for one. */
-    struct buffer line = {0};
+    struct sprof_encoder line = {0};
     for (size_t f = 0; f < p->function_count; f++) {
         if (!used[f])
             continue;
         const struct function *fn = &p->functions[f];
         const char *location = sprof_string_table_get(&p->strings, fn->location);
         size_t file_length;
-        int64_t line_number = location ? split_location(location, &file_length) : 0;
+        uint64_t line_number = location_line(location, &file_length);
 
-        line.length = 0;
+        line.size = 0;
         put_uint_field(&line, LINE_FUNCTION_ID, f + 1);
         if (line_number > 0)
-            put_uint_field(&line, LINE_LINE, (uint64_t)line_number);
-        scratch.length = 0;
+            put_uint_field(&line, LINE_LINE, line_number);
+        scratch.size = 0;
         put_uint_field(&scratch, LOCATION_ID, f + 1);
         uint32_t mapping;
         if (sprof_map_get(&mapping_by_module, fn->module, &mapping))
@@ -300,7 +240,7 @@ static bool encode_profile(const struct profile *p, struct buffer *out)
         } else {
             filename = string_index(&strings, p, fn->module);
         }
-        scratch.length = 0;
+        scratch.size = 0;
         put_uint_field(&scratch, FUNCTION_ID, f + 1);
         put_uint_field(&scratch, FUNCTION_NAME, name);
         put_uint_field(&scratch, FUNCTION_SYSTEM_NAME, name);
@@ -324,9 +264,9 @@ static bool encode_profile(const struct profile *p, struct buffer *out)
     put_uint_field(out, PROFILE_DEFAULT_SAMPLE_TYPE, cpu_name);
 
     bool ok = !out->failed && !scratch.failed && !packed.failed && !line.failed;
-    free(scratch.data);
-    free(packed.data);
-    free(line.data);
+    sprof_encoder_free(&scratch);
+    sprof_encoder_free(&packed);
+    sprof_encoder_free(&line);
     free(used);
     sprof_map_free(&mapping_by_module);
     free_strings(&strings);
@@ -369,12 +309,12 @@ static bool write_gzip(FILE *out, const uint8_t *data, size_t length)
 
 bool print_pprof(FILE *out, const struct profile *profile, char *error, size_t error_size)
 {
-    struct buffer message = {0};
+    struct sprof_encoder message = {0};
     bool ok = encode_profile(profile, &message);
     if (!ok)
         snprintf(error, error_size, "out of memory building the pprof profile");
-    else if (!(ok = write_gzip(out, message.data, message.length)))
+    else if (!(ok = write_gzip(out, message.data, message.size)))
         snprintf(error, error_size, "cannot write the pprof profile (%s)", strerror(errno));
-    free(message.data);
+    sprof_encoder_free(&message);
     return ok;
 }

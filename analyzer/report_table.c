@@ -41,6 +41,22 @@ void put_sanitized(FILE *out, const char *text, int width, int precision)
         fputc(' ', out);
 }
 
+uint64_t location_line(const char *location, size_t *file_length)
+{
+    const char *colon = strrchr(location, ':');
+    *file_length = strlen(location);
+    if (!colon || !colon[1] || colon == location)
+        return 0;
+    uint64_t line = 0;
+    for (const char *c = colon + 1; *c; c++) {
+        if (*c < '0' || *c > '9' || line > UINT32_MAX)
+            return 0;
+        line = line * 10 + (uint64_t)(*c - '0');
+    }
+    *file_length = (size_t)(colon - location);
+    return line;
+}
+
 void format_calls(char *text, size_t size, uint64_t calls, uint64_t primitive)
 {
     if (calls == primitive)
