@@ -152,34 +152,49 @@ static void on_fatal_signal(int signal_number, siginfo_t *info, void *context)
     errno = saved_errno;
 }
 
+static bool is_default(const struct sigaction *action)
+{
+    return !(action->sa_flags & SA_SIGINFO) && action->sa_handler == SIG_DFL;
+}
+
+static bool is_terminating(int signal_number)
+{
+    for (size_t i = 0; i < sizeof terminating / sizeof terminating[0]; i++) {
+        if (terminating[i] == signal_number)
+            return signal_number != sprof_sampler.signal_number;
+    }
+    return false;
+}
+
+/* Stands in for the default action of a terminating signal, the program
+ * seeing view (its SIG_DFL). False if the handler cannot be installed. */
+static bool guard(int signal_number, const struct sigaction *view)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = on_fatal_signal;
+    /* Not SA_ONSTACK: a program's alternate stack may be too small for
+     * the exit path. Without one, a stack overflow's SIGSEGV kills as
+     * it would have. */
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    program_view[signal_number] = *view;
+    guarded[signal_number] = 1;
+    if (sprof_real_sigaction(signal_number, &action, NULL) == 0)
+        return true;
+    guarded[signal_number] = 0;
+    return false;
+}
+
 void sprof_signals_guard_fatal(void)
 {
     for (size_t i = 0; i < sizeof terminating / sizeof terminating[0]; i++) {
         int signal_number = terminating[i];
-        if (signal_number == sprof_sampler.signal_number)
-            continue;
         struct sigaction current;
-        if (sprof_real_sigaction(signal_number, NULL, &current) != 0 ||
-            (current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL)
-            continue;
-        struct sigaction action;
-        memset(&action, 0, sizeof action);
-        action.sa_sigaction = on_fatal_signal;
-        /* Not SA_ONSTACK: a program's alternate stack may be too small for
-         * the exit path. Without one, a stack overflow's SIGSEGV kills as
-         * it would have. */
-        action.sa_flags = SA_SIGINFO | SA_RESTART;
-        sigemptyset(&action.sa_mask);
-        program_view[signal_number] = current;
-        guarded[signal_number] = 1;
-        if (sprof_real_sigaction(signal_number, &action, NULL) != 0)
-            guarded[signal_number] = 0;
+        if (is_terminating(signal_number) &&
+            sprof_real_sigaction(signal_number, NULL, &current) == 0 && is_default(&current))
+            guard(signal_number, &current);
     }
-}
-
-static bool is_default(const struct sigaction *action)
-{
-    return !(action->sa_flags & SA_SIGINFO) && action->sa_handler == SIG_DFL;
 }
 
 /* A vfork child (CPython's subprocess makes one) runs in the parent's
@@ -224,6 +239,19 @@ SPROF_EXPORT int sigaction(int signal_number, const struct sigaction *action,
         if (action)
             program_view[signal_number] = *action;
         return 0;
+    }
+    if (action && is_default(action) && is_terminating(signal_number) &&
+        atomic_load(&sprof.active) && !in_vfork_child()) {
+        /* Handed back to the default action (CPython does so to die of an
+         * uncaught KeyboardInterrupt): stand in for it again, so that
+         * dying of it still writes the summary. */
+        struct sigaction previous;
+        if (sprof_real_sigaction(signal_number, NULL, &previous) == 0 &&
+            guard(signal_number, action)) {
+            if (old)
+                *old = previous;
+            return 0;
+        }
     }
     return sprof_real_sigaction(signal_number, action, old);
 }

@@ -1,7 +1,9 @@
 /* Computes for a while, then ends in the way named by its argument:
  *   segv, abort, term (SIGTERM to itself), int (SIGINT), pipe (write to a
  *   closed pipe), exit3 (exit(3)), _exit4 (_exit(4)), thread-exit (the last
- *   thread calls pthread_exit), or kill-other (another thread raises SIGTERM).
+ *   thread calls pthread_exit), kill-other (another thread raises SIGTERM),
+ *   or int-handed-back (handles SIGINT, then gives it back to SIG_DFL and
+ *   raises it, as CPython does on an uncaught KeyboardInterrupt).
  * The profile must hold the work, and the ending must be the program's. */
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +20,13 @@ __attribute__((noinline)) static void work_before_dying(void)
 {
     for (int i = 0; i < 60; i++)
         WORK_LOOP(1000, (uint64_t)i);
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int signal_number)
+{
+    interrupted = signal_number;
 }
 
 static void *raise_term(void *unused)
@@ -43,6 +52,13 @@ int main(int argc, char **argv)
         raise(SIGTERM);
     } else if (!strcmp(how, "int")) {
         raise(SIGINT);
+    } else if (!strcmp(how, "int-handed-back")) {
+        signal(SIGINT, on_interrupt);
+        raise(SIGINT);
+        if (interrupted == SIGINT) {
+            signal(SIGINT, SIG_DFL);
+            kill(getpid(), SIGINT);
+        }
     } else if (!strcmp(how, "pipe")) {
         int fds[2];
         if (pipe(fds) == 0) {
