@@ -302,22 +302,42 @@ int main(int argc, char **argv)
     struct profile profile;
     profile_init(&profile);
     profile.without_stacks = without_stacks;
+    /* Each trace's pid (0: unreadable). The images a process ran in turn
+     * by exec wrote a trace each: --per-process reports them together. */
+    uint32_t *pids = calloc(list.count ? list.count : 1, sizeof *pids);
+    bool *taken = calloc(list.count ? list.count : 1, sizeof *taken);
+    if (!pids || !taken) {
+        fprintf(stderr, "sprof-analyze: out of memory\n");
+        return EXIT_BAD_TRACE;
+    }
     for (size_t i = 0; i < list.count; i++) {
         uint64_t run_id;
         bool is_root;
-        uint32_t pid = 0;
-        if (only_pid && (!trace_run_identity(list.paths[i], &run_id, &is_root, &pid) ||
-                         pid != only_pid))
+        if (!trace_run_identity(list.paths[i], &run_id, &is_root, &pids[i]))
+            pids[i] = 0;
+    }
+    for (size_t i = 0; i < list.count; i++) {
+        if (taken[i] || (only_pid && pids[i] != only_pid))
             continue;
-        if (!load_trace(&profile, list.paths[i])) {
-            status = EXIT_BAD_TRACE;
-            continue;
+        size_t before = loaded;
+        for (size_t j = i; j < list.count; j++) {
+            if (taken[j] || (j > i && (!per_process || !pids[i] || pids[j] != pids[i])))
+                continue;
+            taken[j] = true;
+            if (!load_trace(&profile, list.paths[j])) {
+                status = EXIT_BAD_TRACE;
+                continue;
+            }
+            loaded++;
+            if (per_process && !csv && loaded == before + 1)
+                printf("%s==== process %u: %s", before ? "\n" : "", profile.processes[0].pid,
+                       list.paths[j]);
+            else if (per_process && !csv)
+                printf(", %s", list.paths[j]);
         }
-        loaded++;
-        if (per_process) {
+        if (per_process && loaded > before) {
             if (!csv)
-                printf("%s==== process %u: %s ====\n", loaded > 1 ? "\n" : "",
-                       profile.processes[0].pid, list.paths[i]);
+                printf(" ====\n");
             if (!print_view(&profile, &view))
                 status = EXIT_OUTPUT;
             profile_free(&profile);
@@ -325,6 +345,8 @@ int main(int argc, char **argv)
             profile.without_stacks = without_stacks;
         }
     }
+    free(pids);
+    free(taken);
     if (only_pid && loaded == 0 && status == 0) {
         fprintf(stderr, "sprof-analyze: no trace of process %u among the traces given\n",
                 only_pid);

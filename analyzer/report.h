@@ -47,7 +47,8 @@ bool print_pprof(FILE *out, const struct profile *profile, char *error, size_t e
 bool print_callgrind(FILE *out, const struct profile *profile, char *error, size_t error_size);
 /* Figures of the whole run, over every process loaded. */
 struct run_totals {
-    size_t summarized, unsummarized; /* processes with and without a SUMMARY */
+    size_t processes;                /* distinct pids: images after an exec are one */
+    size_t summarized, unsummarized; /* images with and without a SUMMARY */
     size_t threads;                  /* threads with samples */
     uint64_t user_ns, system_ns, wall_ns, max_rss_kb, lost, truncated;
     uint64_t unsampled_system_ns;    /* system time of processes that could not sample it */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash_map.h"
 #include "report.h"
 #include "sprof/trace_format.h"
 
@@ -78,6 +79,25 @@ const char *timer_description(const struct process_info *pr)
 void compute_run_totals(const struct profile *p, struct run_totals *t)
 {
     memset(t, 0, sizeof *t);
+    /* Images one process ran in turn by exec: one process, its wall time
+     * their sum. pid -> index into walls. */
+    struct sprof_map pids;
+    sprof_map_init(&pids);
+    uint64_t *walls = calloc(p->process_count ? p->process_count : 1, sizeof *walls);
+    for (size_t i = 0; i < p->process_count; i++) {
+        uint32_t at;
+        if (!sprof_map_get(&pids, p->processes[i].pid, &at)) {
+            at = (uint32_t)t->processes++;
+            sprof_map_put(&pids, p->processes[i].pid, at);
+        }
+        if (walls && p->processes[i].has_summary) {
+            walls[at] += p->processes[i].wall_ns;
+            if (walls[at] > t->wall_ns)
+                t->wall_ns = walls[at];
+        }
+    }
+    free(walls);
+    sprof_map_free(&pids);
     for (size_t i = 0; i < p->process_count; i++) {
         const struct process_info *pr = &p->processes[i];
         if (!pr->has_summary) {
@@ -89,18 +109,25 @@ void compute_run_totals(const struct profile *p, struct run_totals *t)
         t->system_ns += pr->system_ns;
         if (!(pr->flags & SPROF_PROCESS_KERNEL_SAMPLED))
             t->unsampled_system_ns += pr->system_ns;
-        if (pr->wall_ns > t->wall_ns)
-            t->wall_ns = pr->wall_ns;
         if (pr->max_rss_kb > t->max_rss_kb)
             t->max_rss_kb = pr->max_rss_kb;
         t->lost += pr->lost;
         t->truncated += pr->truncated;
     }
+    /* A thread that lived through an exec is one thread. */
+    struct sprof_map tids;
+    sprof_map_init(&tids);
     for (size_t i = 0; i < p->thread_count; i++) {
-        t->threads += p->threads[i].samples > 0;
+        uint64_t key = (uint64_t)p->processes[p->threads[i].process].pid << 32 | p->threads[i].tid;
+        uint32_t seen;
+        if (p->threads[i].samples > 0 && !sprof_map_get(&tids, key, &seen)) {
+            t->threads++;
+            sprof_map_put(&tids, key, 1);
+        }
         if (p->processes[p->threads[i].process].has_summary)
             t->summarized_weight_ns += p->threads[i].weight_ns;
     }
+    sprof_map_free(&tids);
 }
 
 static void print_header(FILE *out, const struct profile *p)
@@ -112,13 +139,16 @@ static void print_header(FILE *out, const struct profile *p)
     uint64_t rss = totals.max_rss_kb, lost = totals.lost, truncated = totals.truncated;
     uint64_t unsampled_system = totals.unsampled_system_ns;
     size_t summarized = totals.summarized, killed = totals.unsummarized;
-    if (p->process_count == 1) {
+    if (totals.processes == 1) {
         const struct process_info *pr = &p->processes[0];
         fprintf(out, "Program:   ");
         put_sanitized(out, sprof_string_table_get(s, pr->command), 0, 200);
-        fprintf(out, "  (pid %u)\n", pr->pid);
+        fprintf(out, "  (pid %u", pr->pid);
+        if (p->process_count > 1)
+            fprintf(out, "; %zu programs run in turn by exec", p->process_count);
+        fprintf(out, ")\n");
     } else {
-        fprintf(out, "Programs:  %zu processes, first ", p->process_count);
+        fprintf(out, "Programs:  %zu processes, first ", totals.processes);
         put_sanitized(out, sprof_string_table_get(s, p->processes[0].command), 0, 160);
         fprintf(out, "  (pid %u)\n", p->processes[0].pid);
     }
@@ -288,7 +318,7 @@ void print_summary(FILE *out, const struct profile *p, bool csv)
     if (csv)
         fprintf(out, "key,value\n");
 #define ROW(key, ...) (snprintf(value, sizeof value, __VA_ARGS__), fprintf(out, format, key, value))
-    ROW("processes", "%zu", p->process_count);
+    ROW("processes", "%zu", t.processes);
     ROW("processes_without_summary", "%zu", t.unsummarized);
     ROW("threads", "%zu", t.threads);
     ROW("samples", "%" PRIu64, p->total_samples);

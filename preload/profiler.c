@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +21,7 @@
 
 #include "sample_handler.h"
 #include "signals.h"
+#include "sprof/trace_format.h"
 
 /* Tells the processes a run starts that they are children of it, and where
  * the run's trace is: "<run id>:<first process's pid>:<trace path>". */
@@ -108,6 +111,50 @@ static bool inherited_run(uint64_t *run_id, int *root_pid, const char **root_pat
     return true;
 }
 
+/* Whether path holds a trace of this run: an earlier image of this
+ * process wrote it before an exec. */
+static bool trace_of_this_run(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    uint8_t header[sizeof(struct sprof_file_header)];
+    ssize_t got = read(fd, header, sizeof header);
+    close(fd);
+    if (got != (ssize_t)sizeof header ||
+        memcmp(header, SPROF_TRACE_MAGIC, SPROF_TRACE_MAGIC_SIZE) != 0)
+        return false;
+    uint64_t run_id = 0;
+    for (int i = 7; i >= 0; i--) /* little-endian, after magic, version, size */
+        run_id = run_id << 8 | header[offsetof(struct sprof_file_header, run_id) + i];
+    return run_id == sprof.run_id;
+}
+
+/* A process other than the run's first writes TRACE.<pid>; each image of it
+ * after an exec writes TRACE.<pid>.<n>, so that none overwrites another's.
+ * A file from another run (the pid reused) is overwritten. */
+static void child_trace_path(const char *root_path, char *path, size_t size)
+{
+    snprintf(path, size, "%.4096s.%d", root_path, (int)getpid());
+    for (int image = 2; image < 10000 && trace_of_this_run(path); image++)
+        snprintf(path, size, "%.4096s.%d.%d", root_path, (int)getpid(), image);
+}
+
+/* The run's first trace, which sprof-analyze reads with all the others. */
+static char run_trace_path[4200];
+
+/* The process's CPU time so far: where this image's own begins. */
+static void note_start_usage(void)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) != 0)
+        return;
+    sprof.start_user_ns = (uint64_t)usage.ru_utime.tv_sec * 1000000000u +
+                          (uint64_t)usage.ru_utime.tv_usec * 1000u;
+    sprof.start_system_ns = (uint64_t)usage.ru_stime.tv_sec * 1000000000u +
+                            (uint64_t)usage.ru_stime.tv_usec * 1000u;
+}
+
 static void on_thread_key_destroyed(void *value)
 {
     sprof_thread_end(value);
@@ -155,12 +202,14 @@ __attribute__((constructor)) static void sprof_start(void)
     if (child && !sprof.settings.children)
         return;
     sprof.start_monotonic_ns = sprof_monotonic_ns();
+    note_start_usage();
     sprof.pid = getpid();
     sprof.period_ns = 1000000000u / sprof.settings.frequency_hz;
     char path[sizeof sprof_sampler.trace_path];
     if (child) {
         sprof.run_id = run_id;
-        snprintf(path, sizeof path, "%.4096s.%d", root_path, (int)getpid());
+        child_trace_path(root_path, path, sizeof path);
+        snprintf(run_trace_path, sizeof run_trace_path, "%.4096s", root_path);
     } else {
         sprof.run_id = new_run_id();
         snprintf(path, sizeof path, "%s", sprof.settings.output);
@@ -297,6 +346,12 @@ void sprof_stop(bool quick)
     n = append_decimal(text, n, sizeof text, ms % 1000, 3);
     n = append_text(text, n, sizeof text, " s of CPU) written to ");
     n = append_text(text, n, sizeof text, path);
+    if (!sprof.root && run_trace_path[0]) {
+        /* The run's first program exec'd this one: its line names the whole. */
+        n = append_text(text, n, sizeof text, " (this program's part: `sprof-analyze ");
+        n = append_text(text, n, sizeof text, run_trace_path);
+        n = append_text(text, n, sizeof text, "` reads the whole run)");
+    }
     if (atomic_load(&sprof_write_failures))
         append_text(text, n, sizeof text, " (some writes failed: the trace is incomplete)");
     print_line(text);
@@ -360,8 +415,10 @@ static void on_fork_child(void)
         atomic_store(&sprof.active, false);
         return;
     }
-    snprintf(path, sizeof path, "%.4096s.%d", root_path, (int)getpid());
+    child_trace_path(root_path, path, sizeof path);
     sprof.start_monotonic_ns = sprof_monotonic_ns();
+    /* A forked child's CPU time counts from the fork. */
+    sprof.start_user_ns = sprof.start_system_ns = 0;
     if (!open_trace(path)) {
         atomic_store(&sprof.active, false);
         return;
@@ -370,6 +427,7 @@ static void on_fork_child(void)
         atomic_store(&self->samples, 0);
         atomic_store(&self->weight_ns, 0);
         self->tid = gettid();
+        self->start_cpu_ns = 0; /* a new thread's clock */
         self->last_count = 0;
         if (sprof_timer_arm(self, &sprof.plan, sprof.period_ns, sprof.settings.signal_number) == 0)
             sprof_current_thread = self;

@@ -24,6 +24,9 @@ struct sprof_profiler {
     uint64_t period_ns;
     uint64_t run_id;
     uint64_t start_monotonic_ns;
+    /* The process's CPU time when this image started (getrusage): before an
+     * exec it was an earlier image's, which that image's summary reports. */
+    uint64_t start_user_ns, start_system_ns;
     pthread_key_t thread_key; /* its destructor ends a thread's sampling */
     bool stderr_line_printed; /* at most one line per process, ever */
     pid_t pid;                /* this process; differs in a vfork child */

@@ -436,7 +436,7 @@ void sprof_thread_write_record(struct sprof_thread *t, uint64_t cpu_ns, const ch
     uint8_t *at = begin_record(t, SPROF_REC_THREAD, payload);
     put_le(at, (uint32_t)t->tid, 4);
     put_le(at + 4, 0, 4);
-    put_le(at + 8, cpu_ns, 8);
+    put_le(at + 8, cpu_ns > t->start_cpu_ns ? cpu_ns - t->start_cpu_ns : 0, 8);
     put_le(at + 16, atomic_load(&t->samples), 8);
     put_le(at + 24, atomic_load(&t->weight_ns), 8);
     put_le(at + 32, name_length, 4);

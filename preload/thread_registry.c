@@ -152,6 +152,7 @@ static void reset_state(struct sprof_thread *t)
 {
     sprof_thread_reset_buffers(t);
     t->tid = gettid();
+    t->start_cpu_ns = sprof_thread_cpu_ns(t->tid);
     t->perf_fd = -1;
     atomic_store(&t->perf_fd_changing, -1);
     t->has_timer = false;

@@ -60,6 +60,9 @@ struct sprof_thread {
      * helper process (sprof_trace_measure_end), which cannot read them. */
     bool end_measured;
     uint64_t end_cpu_ns;
+    /* Its CPU clock when sampling began: the main thread's holds earlier
+     * images' time after an exec (THREAD records report their own). */
+    uint64_t start_cpu_ns;
     char end_name[16];
 
     /* Buffers, one mapping, sized at creation; guarded by busy. */

@@ -152,10 +152,13 @@ static void append_summary(uint32_t threads)
     struct rusage usage = end_usage;
     if (!end_usage_taken)
         getrusage(RUSAGE_SELF, &usage);
+    /* This image's own CPU time: what the process used before it (an
+     * earlier image's, until an exec) is in that image's summary. */
+    uint64_t user = timeval_ns(usage.ru_utime), system = timeval_ns(usage.ru_stime);
     struct sprof_summary_values values = {
         .wall_ns = sprof_monotonic_ns() - sprof.start_monotonic_ns,
-        .user_ns = timeval_ns(usage.ru_utime),
-        .system_ns = timeval_ns(usage.ru_stime),
+        .user_ns = user > sprof.start_user_ns ? user - sprof.start_user_ns : 0,
+        .system_ns = system > sprof.start_system_ns ? system - sprof.start_system_ns : 0,
         .max_rss_kb = (uint64_t)usage.ru_maxrss,
         .threads = threads,
     };

@@ -451,6 +451,29 @@ def fork_exec(env):
 
 
 @test
+def exec_chain(env):
+    """A process that runs five programs in turn by exec keeps every image's
+    samples (each writes its own trace) and its CPU time is measured once:
+    completeness holds over the whole chain, and it is one process."""
+    plain = env.run([env.program("execchain"), "5"], profile=False)
+    result = env.run([env.program("execchain"), "5"], trace="chain.bin")
+    check(plain.returncode == result.returncode == 17,
+          f"exit status {result.returncode} under the profiler, {plain.returncode} without")
+    lines = result.stderr.splitlines()
+    check(len(lines) == 1 and "chain.bin" in lines[0], f"stderr: {lines}")
+    traces = sorted(n for n in os.listdir(env.workdir) if n.startswith("chain.bin"))
+    print(f"  traces: {', '.join(traces)}")
+    check(len(traces) == 5, f"expected a trace per image, found {traces}")
+    s = check_completeness(env, "chain.bin")
+    check(s["processes"] == "1", f"{s['processes']} processes, expected 1 (one pid)")
+    rows = env.functions("chain.bin")
+    share = pct(rows, "image_work", "cumulative_percent")
+    check(share > 90, f"image_work holds {share}% of the samples")
+    per = env.analyze("chain.bin", "--per-process", "--summary").stdout
+    check(per.count("==== process") == 1, f"--per-process: {per!r}")
+
+
+@test
 def truncation(env):
     """A stack deeper than SPROF_DEPTH is marked truncated, not silently cut."""
     run_ok(env, [env.program("recurse"), "400"], trace="deep.bin",
