@@ -7,7 +7,8 @@
  *   - async-signal-safe system calls: read, write, open, close, fstat,
  *     fcntl, clock_gettime, getpid, sigaction, sigaltstack, raise,
  *     rt_sigqueueinfo and rt_tgsigqueueinfo (sprof_signals_defer); and
- *     mprotect, a plain system call, to grow the frame tree's memory;
+ *     mprotect and mmap, plain system calls, to grow the frame tree's
+ *     memory and to make a thread's private stack;
  *   - libunwind's local unwinding (unw_backtrace, unw_init_local2,
  *     unw_step, unw_get_reg), which allocates nothing once warmed up;
  *   - lock-free atomics.
@@ -791,18 +792,133 @@ __attribute__((noinline)) static void warm_up_unwinder(struct sprof_thread *t, u
     t->warming_up = false;
 }
 
-/* Whether this handler runs on an alternate signal stack with too little
- * room to unwind: programs give their own handlers small alternate stacks
- * (CPython's faulthandler, 16 KB), and our signal can arrive while one of
- * those runs. A system call only when off the thread's usual stack. */
-static bool short_of_stack(const struct sprof_thread *t)
+enum stack_room { STACK_ROOMY, STACK_SHORT, STACK_UNKNOWN };
+
+/* Where this handler runs. On the thread's own stack, or an alternate
+ * signal stack with room to unwind: roomy. On an alternate stack with too
+ * little (programs give their own handlers small ones: CPython's
+ * faulthandler, 16 KB), our signal arriving while one of those runs:
+ * short. Anywhere else (a coroutine's stack from makecontext, of any size,
+ * maybe 8 KB): unknown. A system call only when off the thread's stack. */
+static enum stack_room stack_room(const struct sprof_thread *t)
 {
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     if (here >= t->stack_low && here < t->stack_high)
-        return false;
+        return STACK_ROOMY;
     stack_t alternate;
-    return sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK) &&
-           here - (uintptr_t)alternate.ss_sp < HANDLER_STACK_NEEDED;
+    if (sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK))
+        return here - (uintptr_t)alternate.ss_sp < HANDLER_STACK_NEEDED ? STACK_SHORT
+                                                                        : STACK_ROOMY;
+    return STACK_UNKNOWN;
+}
+
+/* A thread's private stack: room for libunwind's slowest paths, and a
+ * guard page below, so that an overflow faults rather than writes. */
+#define PRIVATE_STACK_SIZE (64 * 1024)
+/* Read once at start-up (sprof_sampler_install). */
+static size_t page_size = 4096;
+
+static bool make_private_stack(struct sprof_thread *t)
+{
+    if (t->private_stack_top)
+        return true;
+    size_t page = page_size;
+    uint8_t *low = mmap(NULL, PRIVATE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (low == MAP_FAILED)
+        return false;
+    mprotect(low, page, PROT_NONE);
+    t->private_stack_top = (uintptr_t)(low + page + PRIVATE_STACK_SIZE);
+    return true;
+}
+
+/* sprof_call_on_stack(fn, arg, top): calls fn(arg) with the stack pointer
+ * at top, then returns on the caller's stack. Its frame is a plain frame-
+ * pointer frame, so unwinding from fn crosses back to the handler. */
+void sprof_call_on_stack(void (*fn)(void *), void *arg, uintptr_t top);
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".globl sprof_call_on_stack\n"
+        ".hidden sprof_call_on_stack\n"
+        ".type sprof_call_on_stack, @function\n"
+        "sprof_call_on_stack:\n"
+        ".cfi_startproc\n"
+        "pushq %rbp\n"
+        ".cfi_def_cfa_offset 16\n"
+        ".cfi_offset %rbp, -16\n"
+        "movq %rsp, %rbp\n"
+        ".cfi_def_cfa_register %rbp\n"
+        "andq $-16, %rdx\n"
+        "movq %rdx, %rsp\n"
+        "movq %rdi, %rax\n"
+        "movq %rsi, %rdi\n"
+        "callq *%rax\n"
+        "movq %rbp, %rsp\n"
+        "popq %rbp\n"
+        ".cfi_def_cfa %rsp, 8\n"
+        "ret\n"
+        ".cfi_endproc\n"
+        ".size sprof_call_on_stack, .-sprof_call_on_stack\n");
+#define HAVE_CALL_ON_STACK 1
+#elif defined(__aarch64__)
+__asm__(".text\n"
+        ".globl sprof_call_on_stack\n"
+        ".hidden sprof_call_on_stack\n"
+        ".type sprof_call_on_stack, %function\n"
+        "sprof_call_on_stack:\n"
+        ".cfi_startproc\n"
+        "stp x29, x30, [sp, #-16]!\n"
+        ".cfi_def_cfa_offset 16\n"
+        ".cfi_offset x29, -16\n"
+        ".cfi_offset x30, -8\n"
+        "mov x29, sp\n"
+        ".cfi_def_cfa_register x29\n"
+        "and x2, x2, #-16\n"
+        "mov sp, x2\n"
+        "mov x3, x0\n"
+        "mov x0, x1\n"
+        "blr x3\n"
+        "mov sp, x29\n"
+        "ldp x29, x30, [sp], #16\n"
+        ".cfi_def_cfa sp, 0\n"
+        "ret\n"
+        ".cfi_endproc\n"
+        ".size sprof_call_on_stack, .-sprof_call_on_stack\n");
+#define HAVE_CALL_ON_STACK 1
+#endif
+
+struct sample_call {
+    struct sprof_thread *t;
+    const siginfo_t *info;
+    ucontext_t *uc;
+};
+
+static void take_sample(struct sprof_thread *t, const siginfo_t *info, ucontext_t *uc);
+
+static void take_sample_called(void *arg)
+{
+    struct sample_call *call = arg;
+    take_sample(call->t, call->info, call->uc);
+}
+
+/* A sample on a stack of unknown room is taken on the thread's private
+ * stack; false (the sample lost) where that cannot be. */
+__attribute__((noinline)) static bool take_sample_elsewhere(struct sprof_thread *t,
+                                                            const siginfo_t *info,
+                                                            ucontext_t *uc)
+{
+#ifdef HAVE_CALL_ON_STACK
+    if (!make_private_stack(t))
+        return false;
+    struct sample_call call = {t, info, uc};
+    sprof_call_on_stack(take_sample_called, &call, t->private_stack_top);
+    return true;
+#else
+    (void)t;
+    (void)info;
+    (void)uc;
+    return false;
+#endif
 }
 
 void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context)
@@ -815,12 +931,21 @@ void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context)
             forward(signal_number, info, context);
     } else if (!t) {
         /* A late signal of a stopped timer, or a thread we do not sample. */
-    } else if (short_of_stack(t)) {
-        atomic_fetch_add_explicit(&sprof_lost_samples, 1, memory_order_relaxed);
-    } else if (t->warming_up) {
-        warm_up_unwinder(t, context);
-    } else if (signal_is_sample(t, info)) {
-        take_sample(t, info, context);
+    } else {
+        enum stack_room room = stack_room(t);
+        if (room == STACK_SHORT) {
+            atomic_fetch_add_explicit(&sprof_lost_samples, 1, memory_order_relaxed);
+        } else if (t->warming_up) {
+            if (room == STACK_ROOMY)
+                warm_up_unwinder(t, context);
+            else
+                t->warming_up = false;
+        } else if (signal_is_sample(t, info)) {
+            if (room == STACK_ROOMY)
+                take_sample(t, info, context);
+            else if (!take_sample_elsewhere(t, info, context))
+                atomic_fetch_add_explicit(&sprof_lost_samples, 1, memory_order_relaxed);
+        }
     }
     sprof_signals_handler_leave();
     errno = saved_errno;
@@ -835,6 +960,9 @@ bool sprof_sampler_owns(const siginfo_t *info)
 
 int sprof_sampler_install(void)
 {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page > 0)
+        page_size = (size_t)page;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = sprof_sampler_on_signal;

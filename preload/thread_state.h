@@ -89,6 +89,10 @@ struct sprof_thread {
     void **scratch_frames;     /* SPROF_STACK_MAX_DEPTH + 33 entries */
     uint64_t *scratch_pcs;     /* SPROF_STACK_MAX_DEPTH entries */
     uintptr_t stack_low, stack_high; /* the thread's own stack */
+    /* sprof's own stack for samples taken on a stack of unknown room (a
+     * coroutine's, from makecontext): made on first need, kept with the
+     * state; its top, or 0. */
+    uintptr_t private_stack_top;
     uint32_t out_size, out_used;
     uint64_t last_flush_ns;
     void *mapping;

@@ -474,6 +474,30 @@ def exec_chain(env):
 
 
 @test
+def coroutine_stacks(env):
+    """Samples that land on a coroutine's 8 KB stack (makecontext) are taken
+    on sprof's own stack: the program runs as without sprof, at 4000 Hz,
+    and its samples keep their stacks."""
+    argv = [env.program("coroutines"), "8192", "1500"]
+    plain = env.run(argv, profile=False)
+    check(plain.returncode == 0, f"without sprof: {plain.returncode} {plain.stderr}")
+    for run in range(3):
+        result = env.run(argv, trace="coroutines.bin", extra_env={"SPROF_FREQ": "4000"})
+        check(result.returncode == plain.returncode and result.stdout == plain.stdout,
+              f"run {run}: status {result.returncode}, stdout {result.stdout!r} under sprof; "
+              f"{plain.returncode}, {plain.stdout!r} without; stderr {result.stderr[-300:]!r}")
+    s = env.summary("coroutines.bin")
+    rows = env.functions("coroutines.bin")
+    share = pct(rows, "coroutine_work", "self_percent")
+    print(f"  coroutine_work {share:.1f}% of {s['samples']} samples, {s['lost_samples']} lost")
+    check(share > 80, f"coroutine_work holds {share}% of the samples")
+    check(int(s["lost_samples"]) * 100 < int(s["samples"]),
+          f"{s['lost_samples']} of {s['samples']} samples lost")
+    check(int(rows["coroutine"]["cumulative_samples"]) >= int(rows["coroutine_work"]["cumulative_samples"]),
+          "coroutine_work's samples lost their caller")
+
+
+@test
 def truncation(env):
     """A stack deeper than SPROF_DEPTH is marked truncated, not silently cut."""
     run_ok(env, [env.program("recurse"), "400"], trace="deep.bin",
