@@ -6,14 +6,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +20,7 @@
 #include "sample_handler.h"
 #include "signals.h"
 #include "sprof/trace_format.h"
+#include "trace_codec.h"
 
 /* Tells the processes a run starts that they are children of it, and where
  * the run's trace is: "<run id>:<first process's pid>:<trace path>". */
@@ -121,13 +120,16 @@ static bool trace_of_this_run(const char *path)
     uint8_t header[sizeof(struct sprof_file_header)];
     ssize_t got = read(fd, header, sizeof header);
     close(fd);
-    if (got != (ssize_t)sizeof header ||
-        memcmp(header, SPROF_TRACE_MAGIC, SPROF_TRACE_MAGIC_SIZE) != 0)
+    if (got != (ssize_t)sizeof header)
         return false;
-    uint64_t run_id = 0;
-    for (int i = 7; i >= 0; i--) /* little-endian, after magic, version, size */
-        run_id = run_id << 8 | header[offsetof(struct sprof_file_header, run_id) + i];
-    return run_id == sprof.run_id;
+    struct sprof_decoder dec;
+    sprof_decoder_init(&dec, header, sizeof header);
+    const uint8_t *magic = sprof_decoder_bytes(&dec, SPROF_TRACE_MAGIC_SIZE);
+    sprof_decoder_u32(&dec); /* version */
+    sprof_decoder_u32(&dec); /* header size */
+    uint64_t run_id = sprof_decoder_u64(&dec);
+    return magic && memcmp(magic, SPROF_TRACE_MAGIC, SPROF_TRACE_MAGIC_SIZE) == 0 &&
+           run_id == sprof.run_id;
 }
 
 /* A process other than the run's first writes TRACE.<pid>; each image of it
@@ -142,18 +144,6 @@ static void child_trace_path(const char *root_path, char *path, size_t size)
 
 /* The run's first trace, which sprof-analyze reads with all the others. */
 static char run_trace_path[4200];
-
-/* The process's CPU time so far: where this image's own begins. */
-static void note_start_usage(void)
-{
-    struct rusage usage;
-    if (getrusage(RUSAGE_SELF, &usage) != 0)
-        return;
-    sprof.start_user_ns = (uint64_t)usage.ru_utime.tv_sec * 1000000000u +
-                          (uint64_t)usage.ru_utime.tv_usec * 1000u;
-    sprof.start_system_ns = (uint64_t)usage.ru_stime.tv_sec * 1000000000u +
-                            (uint64_t)usage.ru_stime.tv_usec * 1000u;
-}
 
 static void on_thread_key_destroyed(void *value)
 {
@@ -202,7 +192,7 @@ __attribute__((constructor)) static void sprof_start(void)
     if (child && !sprof.settings.children)
         return;
     sprof.start_monotonic_ns = sprof_monotonic_ns();
-    note_start_usage();
+    sprof_trace_note_start_usage();
     sprof.pid = getpid();
     sprof.period_ns = 1000000000u / sprof.settings.frequency_hz;
     char path[sizeof sprof_sampler.trace_path];

@@ -84,6 +84,9 @@ void sprof_trace_finish_quick(void);
  * names, its resource usage) for a finish run by a helper process.
  * Async-signal-safe. */
 void sprof_trace_measure_end(void);
+/* Takes the process's CPU time so far, where this image's own begins
+ * (sprof.start_user_ns, start_system_ns). */
+void sprof_trace_note_start_usage(void);
 /* Around exec: stop the timers and write everything out; resume if exec
  * failed. */
 void sprof_trace_before_exec(void);

@@ -129,6 +129,15 @@ static uint64_t timeval_ns(struct timeval tv)
     return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
 }
 
+void sprof_trace_note_start_usage(void)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) != 0)
+        return;
+    sprof.start_user_ns = timeval_ns(usage.ru_utime);
+    sprof.start_system_ns = timeval_ns(usage.ru_stime);
+}
+
 /* The process's own figures, taken by sprof_trace_measure_end. */
 static struct rusage end_usage;
 static bool end_usage_taken;
