@@ -55,12 +55,15 @@ static int compare_calls(const void *left, const void *right)
     return a->callee < b->callee ? -1 : a->callee > b->callee;
 }
 
-/* Text to the end of the line, control characters shown as '?' (a name
- * with a newline would start a record of its own). */
-static void put_text(FILE *out, const char *text)
+/* length bytes of text to the end of the line, control characters shown
+ * as '?' (a name with a newline would start a record of its own). Bytes,
+ * not put_sanitized's characters: a file name is cut from "file:line". */
+static void put_text(FILE *out, const char *text, size_t length)
 {
-    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
-        fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, out);
+    for (size_t i = 0; i < length; i++) {
+        unsigned char c = (unsigned char)text[i];
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
+    }
 }
 
 /* Name compression: "(id) text" the first time, "(id)" after. Ids are
@@ -72,10 +75,11 @@ static void put_compressed(FILE *out, const char *key, uint32_t id, bool *seen,
     if (!seen[id]) {
         seen[id] = true;
         fputc(' ', out);
-        char *copy = strndup(text, length);
         /* Valgrind's name for what is not known; readers need some name. */
-        put_text(out, !copy ? "?" : *copy ? copy : "???");
-        free(copy);
+        if (length)
+            put_text(out, text, length);
+        else
+            fputs("???", out);
     }
     fputc('\n', out);
 }
@@ -170,7 +174,8 @@ bool print_callgrind(FILE *out, const struct profile *p, char *error, size_t err
         fputs("# callgrind format\nversion: 1\ncreator: sprof-analyze\n", out);
         if (p->process_count) {
             fprintf(out, "pid: %" PRIu32 "\ncmd: ", p->processes[0].pid);
-            put_text(out, sprof_string_table_get(&p->strings, p->processes[0].command));
+            const char *command = sprof_string_table_get(&p->strings, p->processes[0].command);
+            put_text(out, command, strlen(command));
             fputc('\n', out);
         }
         fputs("positions: line\nevent: Samples : Samples\n"
