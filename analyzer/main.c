@@ -302,15 +302,16 @@ int main(int argc, char **argv)
     struct profile profile;
     profile_init(&profile);
     profile.without_stacks = without_stacks;
-    /* Each trace's pid (0: unreadable). The images a process ran in turn
-     * by exec wrote a trace each: --per-process reports them together. */
+    /* Each trace's pid (0: unreadable or not needed), for --pid, and for
+     * --per-process: the images a process ran in turn by exec wrote a trace
+     * each, reported together. */
     uint32_t *pids = calloc(list.count ? list.count : 1, sizeof *pids);
     bool *taken = calloc(list.count ? list.count : 1, sizeof *taken);
     if (!pids || !taken) {
         fprintf(stderr, "sprof-analyze: out of memory\n");
         return EXIT_BAD_TRACE;
     }
-    for (size_t i = 0; i < list.count; i++) {
+    for (size_t i = 0; (per_process || only_pid) && i < list.count; i++) {
         uint64_t run_id;
         bool is_root;
         if (!trace_run_identity(list.paths[i], &run_id, &is_root, &pids[i]))
