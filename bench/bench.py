@@ -1095,7 +1095,7 @@ class Harness:
             if not found:
                 continue
             share, dso, symbol = float(found.group(1)) / 100, found.group(2), found.group(3)
-            if dso.startswith(("libdw", "libelf")):
+            if dso.startswith(("libdw", "libelf", "libsprof-names")):
                 shares["exit"] += share
             elif dso.startswith("libunwind"):
                 shares["sampling"] += share
@@ -1132,7 +1132,7 @@ class Harness:
                 % (100 * added["depth1"], 100 * added["sprof"], self.mode.real_reps))
 
     # Shared objects that are not the profiled program's own code.
-    NOT_THE_PROGRAM = re.compile(r"^(\[kernel|\[vdso|\[unknown|libsprof\.so|floor_preload\.so|"
+    NOT_THE_PROGRAM = re.compile(r"^(\[kernel|\[vdso|\[unknown|libsprof\.so|libsprof-names\.so|floor_preload\.so|"
                                  r"libunwind|libdw|libelf|libc\.so|ld-linux|libm\.so)")
 
     def program_slowdown(self, name, make_cmd):
@@ -1681,6 +1681,8 @@ def build(args):
         subprocess.run([REPO / "scripts" / "build.sh"], check=True, stdout=subprocess.DEVNULL)
     BIN.mkdir(parents=True, exist_ok=True)
     shutil.copy2(lib, BIN / "libsprof.so")
+    # libsprof.so loads the library that names addresses from its own directory.
+    shutil.copy2(lib.parent / "libsprof-names.so", BIN / "libsprof-names.so")
     shutil.copy2(analyzer, BIN / "sprof-analyze")
     cflags = ["-O2", "-g", "-Wall", "-Wextra", "-D_GNU_SOURCE"]
     helpers = [

@@ -30,6 +30,8 @@
 #include "sample_handler.h"
 #include "sprof/trace_format.h"
 
+_Atomic bool sprof_call_counts_recorded;
+
 struct function_entry {
     uint64_t function; /* 0: empty */
     uint64_t calls;
@@ -385,6 +387,8 @@ static void write_entries(struct call_counts *c, uint32_t kind)
         put_le(c->out + 20, count, 4);
         put_le(c->out + 24, atomic_load(&c->dropped), 8);
         sprof_trace_append(c->out, header + count * entry_size);
+        if (count > 0)
+            atomic_store_explicit(&sprof_call_counts_recorded, true, memory_order_relaxed);
     } while (next < capacity);
 }
 
@@ -450,6 +454,7 @@ void sprof_call_counts_write_all(bool final)
 
 void sprof_call_counts_after_fork_child(void)
 {
+    atomic_store(&sprof_call_counts_recorded, false);
     struct call_counts *self = thread_counts;
     for (struct call_counts *c = atomic_load(&all_counts); c; c = c->next) {
         atomic_store(&c->busy, 0);

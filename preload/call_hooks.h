@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* Whether any CALL_COUNTS record held counts: their addresses need names. */
+extern _Atomic bool sprof_call_counts_recorded;
+
 /* Appends the calling thread's counts to the trace as a new snapshot and
  * stops counting on this thread. */
 void sprof_call_counts_end_thread(void);

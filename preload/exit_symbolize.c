@@ -1,15 +1,16 @@
-/* At exit, names every address the trace's stacks hold (read back from the
- * trace itself, since the threads' stack tables are bounded), so the trace can be
- * read anywhere. Uses libdw through common/symbolize.c, the same code the
- * analyzer uses for traces that hold no symbols. NOT async-signal-safe. */
+/* libsprof-names.so: at exit, names every address the trace's stacks hold
+ * (read back from the trace itself, since the threads' stack tables are
+ * bounded), so the trace can be read anywhere. Uses libdw through
+ * common/symbolize.c, the same code the analyzer uses for traces that hold no
+ * symbols. libsprof.so loads this library only then (exit_names.h).
+ * NOT async-signal-safe. */
 #include <dlfcn.h>
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "exit_names.h"
 #include "module_list.h"
-#include "profiler.h"
-#include "sample_handler.h"
 #include "sprof/trace_format.h"
 #include "string_table.h"
 #include "symbolize.h"
@@ -184,17 +185,21 @@ static bool collect_addresses(const char *path, struct sprof_map *addresses)
     return true;
 }
 
-static void append_when_large(struct sprof_encoder *enc, bool force)
+static void append_when_large(struct sprof_encoder *enc, bool force,
+                              bool (*append)(const void *bytes, size_t size))
 {
     if (enc->size > 0 && (force || enc->size > 256 * 1024)) {
         if (!enc->failed)
-            sprof_trace_append(enc->data, enc->size);
+            append(enc->data, enc->size);
         enc->size = 0;
         enc->failed = false;
     }
 }
 
-void sprof_symbolize_trace(const char *path, const struct sprof_module_list *modules)
+__attribute__((visibility("default"))) sprof_names_write_fn sprof_names_write;
+
+void sprof_names_write(const char *path, const struct sprof_module_list *modules,
+                       bool (*append)(const void *bytes, size_t size))
 {
     struct sprof_map addresses;
     sprof_map_init(&addresses);
@@ -257,10 +262,10 @@ void sprof_symbolize_trace(const char *path, const struct sprof_module_list *mod
             }
         }
         write_name(&w, address, m ? m->id : SPROF_MODULE_NONE, frames, count, flags);
-        append_when_large(&enc, false);
+        append_when_large(&enc, false, append);
     }
     end_names_record(&w);
-    append_when_large(&enc, true);
+    append_when_large(&enc, true, append);
     free(sorted);
     sprof_encoder_free(&enc);
     sprof_encoder_free(&w.names);

@@ -161,17 +161,6 @@ void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encod
     list->scanned = true;
 }
 
-const struct sprof_module *sprof_module_list_find(const struct sprof_module_list *list,
-                                                  uint64_t address)
-{
-    for (size_t i = list->count; i-- > 0;) {
-        const struct sprof_module *m = &list->modules[i];
-        if (address >= m->start && address < m->end)
-            return m;
-    }
-    return NULL;
-}
-
 void sprof_module_list_free(struct sprof_module_list *list)
 {
     for (size_t i = 0; i < list->count; i++)

@@ -33,9 +33,18 @@ struct sprof_encoder;
  * not yet recorded. Cheap when nothing was loaded or unloaded since. */
 void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encoder *enc);
 /* The recorded module whose range holds address, or NULL. When ranges
- * overlap (an object unloaded and another loaded there), the latest wins. */
-const struct sprof_module *sprof_module_list_find(const struct sprof_module_list *list,
-                                                  uint64_t address);
+ * overlap (an object unloaded and another loaded there), the latest wins.
+ * Inline: libsprof-names.so uses it too. */
+static inline const struct sprof_module *
+sprof_module_list_find(const struct sprof_module_list *list, uint64_t address)
+{
+    for (size_t i = list->count; i-- > 0;) {
+        const struct sprof_module *m = &list->modules[i];
+        if (address >= m->start && address < m->end)
+            return m;
+    }
+    return NULL;
+}
 void sprof_module_list_free(struct sprof_module_list *list);
 
 #endif

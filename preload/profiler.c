@@ -191,6 +191,8 @@ __attribute__((constructor)) static void sprof_start(void)
     sprof_settings_read(&sprof.settings, base);
     if (child && !sprof.settings.children)
         return;
+    if (sprof.settings.symbolize)
+        sprof_names_library_locate(base);
     sprof.start_monotonic_ns = sprof_monotonic_ns();
     sprof_trace_note_start_usage();
     sprof.pid = getpid();

@@ -126,10 +126,8 @@ bool sprof_fd_budget_give_back(void);
 extern _Atomic uint64_t sprof_fd_pressure_ns;
 void sprof_interposed_init(void);
 
-/* Exit-time symbolization (exit_symbolize.c): reads the addresses of every
- * stack back from the trace file at path, names them, and appends STRING
- * and SYMBOL records through sprof_trace_append. */
-struct sprof_module_list;
-void sprof_symbolize_trace(const char *path, const struct sprof_module_list *modules);
+/* Finds libsprof-names.so (exit_names.h) beside libsprof.so, while the
+ * start's working directory still resolves a relative LD_PRELOAD path. */
+void sprof_names_library_locate(const char *start_directory);
 
 #endif

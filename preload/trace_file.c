@@ -3,6 +3,7 @@
  * symbols, END). Samples are appended by the threads' own handlers
  * (sample_handler.c), all through one O_APPEND descriptor, one whole-record
  * write at a time. NOT async-signal-safe. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "call_hooks.h"
+#include "exit_names.h"
 #include "module_list.h"
 #include "profiler.h"
 #include "sample_handler.h"
@@ -218,6 +220,43 @@ static void close_trace(void)
         close(fd);
 }
 
+/* Where libsprof-names.so is; empty when it cannot be said. */
+static char names_library_path[4200];
+
+void sprof_names_library_locate(const char *start_directory)
+{
+    Dl_info info;
+    if (!dladdr((void *)sprof_names_library_locate, &info) || !info.dli_fname)
+        return;
+    const char *slash = strrchr(info.dli_fname, '/');
+    int directory_length = slash ? (int)(slash - info.dli_fname) : 0;
+    if (info.dli_fname[0] == '/')
+        snprintf(names_library_path, sizeof names_library_path, "%.*s/%s", directory_length,
+                 info.dli_fname, SPROF_NAMES_LIBRARY);
+    else if (start_directory)
+        snprintf(names_library_path, sizeof names_library_path, "%s/%.*s%s%s", start_directory,
+                 directory_length, info.dli_fname, slash ? "/" : "", SPROF_NAMES_LIBRARY);
+}
+
+/* Loads libsprof-names.so, or says in why what stopped it. */
+static sprof_names_write_fn *load_names_writer(char *why, size_t size)
+{
+    if (!names_library_path[0]) {
+        snprintf(why, size, "the directory of libsprof.so is unknown");
+        return NULL;
+    }
+    void *library = dlopen(names_library_path, RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        const char *error = dlerror();
+        snprintf(why, size, "%s", error ? error : names_library_path);
+        return NULL;
+    }
+    sprof_names_write_fn *write_names = (sprof_names_write_fn *)dlsym(library, SPROF_NAMES_ENTRY);
+    if (!write_names)
+        snprintf(why, size, "%s has no %s", names_library_path, SPROF_NAMES_ENTRY);
+    return write_names;
+}
+
 void sprof_trace_finish(void)
 {
     sprof_current_thread = NULL;
@@ -251,10 +290,27 @@ void sprof_trace_finish(void)
                  rearmed);
         encode_notice(&encoder, SPROF_NOTICE_INFO, text);
     }
+    sprof_names_write_fn *write_names = NULL;
+    /* Only a trace with addresses loads libdw: most processes of a shell
+     * script end before their first sample. */
+    if (sprof.settings.symbolize &&
+        (atomic_load(&sprof_total_samples) > 0 || atomic_load(&sprof_call_counts_recorded))) {
+        /* Static: one caller (sprof_stop), maybe on a small stack. */
+        static char why[sizeof names_library_path + 200];
+        write_names = load_names_writer(why, sizeof why);
+        if (!write_names) {
+            static char text[sizeof why + 200];
+            snprintf(text, sizeof text,
+                     "addresses not named at exit (%s): sprof-analyze names them from the "
+                     "binaries, which must not have changed",
+                     why);
+            encode_notice(&encoder, SPROF_NOTICE_INFO, text);
+        }
+    }
     sprof_module_list_update(&modules, &encoder);
     append_encoded();
-    if (sprof.settings.symbolize)
-        sprof_symbolize_trace(sprof_sampler.trace_path, &modules);
+    if (write_names)
+        write_names(sprof_sampler.trace_path, &modules, sprof_trace_append);
     sprof_trace_append_end();
     close_trace();
     pthread_mutex_unlock(&trace_lock);

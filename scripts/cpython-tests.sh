@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 reset_int=()
 env --default-signal=INT true 2>/dev/null && reset_int=(env --default-signal=INT)
 # A copy, so that a rebuild meanwhile cannot change the library under test.
-cp build/preload/libsprof.so "$work/libsprof.so"
+cp build/preload/libsprof.so build/preload/libsprof-names.so "$work/"
 lib="$work/libsprof.so"
 echo "CPython $($python -V 2>&1 | cut -d' ' -f2): ${tests[*]}"
 (cd "$work" && "${reset_int[@]}" $python -m test -v "${tests[@]}" >"$work/plain.txt" 2>&1)

@@ -474,6 +474,70 @@ def exec_chain(env):
 
 
 @test
+def names_library(env):
+    """libdw is loaded only by a process that ends with addresses to name,
+    from libsprof-names.so beside libsprof.so; a relative LD_PRELOAD still
+    finds it after the program changed directory; without it the trace says
+    so and the analyzer names the addresses."""
+    def loaded_libdw(log_prefix):
+        logs = [n for n in os.listdir(env.workdir) if n.startswith(log_prefix)]
+        check(logs, f"the loader wrote no {log_prefix} log (LD_DEBUG)")
+        text = "".join(open(os.path.join(env.workdir, n)).read() for n in logs)
+        return "libdw.so" in text
+    debug = {"LD_DEBUG": "files", "SPROF_QUIET": "1"}
+    run_ok(env, ["true"], trace="none.bin",
+           extra_env=dict(debug, LD_DEBUG_OUTPUT=os.path.join(env.workdir, "ld-none")))
+    check(record_types(os.path.join(env.workdir, "none.bin")).get(RECORD_ADDRESS_NAMES, 0) == 0,
+          "a run without samples has names")
+    check(not loaded_libdw("ld-none"), "a process without samples loaded libdw")
+    run_ok(env, [env.program("split"), "100"], trace="named.bin",
+           extra_env=dict(debug, LD_DEBUG_OUTPUT=os.path.join(env.workdir, "ld-named")))
+    check(loaded_libdw("ld-named"), "a process with samples did not load libdw")
+    types = record_types(os.path.join(env.workdir, "named.bin"))
+    check(types.get(RECORD_ADDRESS_NAMES, 0) > 0, f"no names were written at exit: {types}")
+
+    # Relative LD_PRELOAD; the program moves to / before it works.
+    both = os.path.join(env.workdir, "both")
+    os.makedirs(both)
+    for name in ("libsprof.so", "libsprof-names.so"):
+        shutil.copy2(os.path.join(os.path.dirname(env.lib), name), both)
+    python = shutil.which("python3") or sys.executable
+    code = ("import os, time\nos.chdir('/')\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.3:\n    sum(range(1000))\n")
+    copied = os.path.join(both, "libsprof.so")
+    preload, extra = preload_settings(copied)
+    preload = preload.replace(copied, "./libsprof.so")
+    env_vars = dict(os.environ, LD_PRELOAD=preload, SPROF_OUTPUT=os.path.join(env.workdir,
+                    "relative.bin"), **extra)
+    result = subprocess.run([python, "-c", code], env=env_vars, cwd=both, capture_output=True,
+                            text=True, timeout=120)
+    check(result.returncode == 0, f"python exited {result.returncode}: {result.stderr}")
+    types = record_types(os.path.join(env.workdir, "relative.bin"))
+    check(types.get(RECORD_ADDRESS_NAMES, 0) > 0,
+          f"relative LD_PRELOAD after chdir: no names were written at exit: {types}")
+
+    # libsprof.so copied alone.
+    alone = os.path.join(env.workdir, "alone")
+    os.makedirs(alone)
+    shutil.copy2(env.lib, alone)
+    preload, extra = preload_settings(os.path.join(alone, "libsprof.so"))
+    plain = env.run([env.program("split"), "100"], profile=False)
+    result = env.run([env.program("split"), "100"], trace="alone.bin",
+                     extra_env=dict(extra, LD_PRELOAD=preload))
+    check(result.returncode == plain.returncode == 0 and result.stdout == plain.stdout,
+          f"without libsprof-names.so the program changed: {result.returncode} {result.stderr}")
+    lines = result.stderr.splitlines()
+    check(len(lines) == 1 and lines[0].startswith("sprof: "), f"stderr: {lines}")
+    types = record_types(os.path.join(env.workdir, "alone.bin"))
+    check(types.get(RECORD_ADDRESS_NAMES, 0) == 0, f"names written without the library: {types}")
+    table = env.analyze(os.path.join(env.workdir, "alone.bin")).stdout
+    check("addresses not named at exit" in table and "libsprof-names.so" in table,
+          f"no notice of the missing library in {table[:1500]}")
+    rows = env.functions("alone.bin")
+    expect_share(rows, "leaf_a", "self_percent", 60)
+
+
+@test
 def coroutine_stacks(env):
     """Samples that land on a coroutine's 8 KB stack (makecontext) are taken
     on sprof's own stack: the program runs as without sprof, at 4000 Hz,
