@@ -10,7 +10,11 @@
  *     mprotect and mmap, plain system calls, to grow the frame tree's
  *     memory and to make a thread's private stack;
  *   - libunwind's local unwinding (unw_backtrace, unw_init_local2,
- *     unw_step, unw_get_reg), which allocates nothing once warmed up;
+ *     unw_step, unw_get_reg). A thread's first unw_backtrace maps its
+ *     cache (mmap, libunwind's locks with signals blocked, and
+ *     pthread_setspecific on a key below 32, which does not allocate;
+ *     profiler.c checks that, else each thread warms up at its start);
+ *     nothing after that allocates;
  *   - lock-free atomics.
  * Never malloc, stdio, locks, libdw, or anything that may take the loader
  * lock for the first time; no waiting on another thread. errno is saved and

@@ -28,6 +28,9 @@ struct sprof_sampler_config {
     bool counter_weights;
     uint32_t max_depth;
     uint64_t flush_interval_ns;
+    /* New threads skip the warm-up: their first sample makes libunwind's
+     * per-thread cache, which allocates nothing there (profiler.c says when). */
+    bool threads_start_cold;
     struct sigaction previous; /* the disposition we replaced */
 
     _Atomic int trace_fd;    /* -1 when not writing; -2 once given back to a

@@ -186,7 +186,8 @@ struct sprof_thread *sprof_thread_begin(void)
     reset_state(t);
     sprof_thread_release(t);
     sprof_current_thread = t;
-    sprof_sampler_warm_up(t);
+    if (!sprof_sampler.threads_start_cold)
+        sprof_sampler_warm_up(t);
     if (sprof_timer_arm(t, &sprof.plan, sprof.period_ns, sprof.settings.signal_number) != 0) {
         sprof_current_thread = NULL;
         atomic_store(&t->state, SPROF_STATE_FREE);
