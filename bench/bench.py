@@ -133,8 +133,8 @@ CAUSES = {
         "threads, most of it the kernel delivering the sampling signals themselves (see the "
         "floor). And what a thread runs before its timer is armed is never sampled: the "
         "process's start ({main_loss_ms} ms in the main thread here), and in every other thread "
-        "sprof's set-up with its warm-up unwind, in which libunwind initialises a 256 KB "
-        "per-thread cache ({thread_start_ms} ms of CPU per thread, see 5)",
+        "sprof's set-up ({thread_start_ms} ms of CPU per thread, see 5); a thread's first "
+        "sample also makes libunwind's 256 KB per-thread cache",
     "trace_size":
         "python3 keeps reaching new code: {new_stacks} new frame-tree nodes per sample in the "
         "longest run (the interrupted instruction and the interpreter's frames keep changing), "
@@ -170,7 +170,12 @@ FINDINGS = {
         "without the kernel inside one window per unwind (two a sample); and each cc1 process "
         "names its addresses at exit from the unwind tables since cc1 is stripped (its exit "
         "now locates each module's table once and sorts symbols without a call per comparison, "
-        "about a third fewer instructions)",
+        "about a third fewer instructions). perf annotate on cc1 under sprof (by hand, "
+        "2026-11-24): the handler runs about as many instructions per sample as on stackload's "
+        "100 frames (callgrind: about 11,000), yet takes several times as long: its hottest "
+        "instruction is the load of libunwind's per-thread frame cache slot (a 256 KB hash "
+        "table probed once per frame at a random place), a cache miss for nearly every frame "
+        "once cc1 has run for a millisecond; the layout is libunwind's own",
 }
 
 
@@ -1365,6 +1370,32 @@ class Harness:
                          % Profilers.LABELS[key],
                          fmt(None if base_start is None else base_start * 1e3, "{:.3f} ms"),
                          fmt(None if added is None else added * 1e3, "{:+.2f}"), "", ""])
+        log("5. waiting threads' memory")
+        waiting = 100
+
+        def waiting_memory(key, r):
+            run_dir = new_run_dir()
+            out = run_dir / "resident.txt"
+            run = self.profilers.run(key, 999, [BIN / "threadstart", waiting, out, "waiting"],
+                                     run_dir)
+            self.check("threadstart waiting", key, run, need_samples=False)
+            value = float(out.read_text()) if out.exists() else None
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return value
+
+        resident = interleaved(configs, self.mode.true_batches, waiting_memory)
+        base_resident = median(resident["none"])
+        for key in ("floor", "sprof"):
+            added = median([(a - b) / waiting for a, b in zip(resident[key], resident["none"])
+                            if a is not None and b is not None])
+            if key == "sprof":
+                self.facts["waiting_thread_kib"] = fmt(added, "{:.0f}")
+            rows.append(["memory: %d threads waiting, under %s" % (waiting, Profilers.LABELS[key]),
+                         "", "", "",
+                         "resident %s KiB per thread (without: %s MB in all)"
+                         % (fmt(added, "{:+.0f}"),
+                            fmt(None if base_resident is None else base_resident / 1024,
+                                "{:.1f}"))])
         section.lines += [
             "Exit: the same profiled run with and without naming the addresses at exit",
             "(SPROF_SYMBOLIZE=1 vs 0), paired by round; medians of %d rounds. Timed from the"
@@ -1376,7 +1407,10 @@ class Harness:
             "library. Start-up: %d batches of %d runs of /bin/true per configuration, interleaved."
             % (self.mode.true_batches, self.mode.true_runs),
             "Thread start: bench/threadstart.c starts 50 threads one by one; each reads its own",
-            "CPU clock first (medians of %d runs)." % self.mode.true_batches,
+            "CPU clock first (medians of %d runs). Memory: the same program starts %d threads"
+            % (self.mode.true_batches, waiting),
+            "that wait, and reads its resident memory (VmRSS) while they all do (medians of %d runs)."
+            % self.mode.true_batches,
             ""]
         section.lines += markdown_table(["what", "CPU without", "CPU added ms", "wall added ms",
                                          "note"], rows)
