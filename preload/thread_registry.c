@@ -175,10 +175,24 @@ static void reset_state(struct sprof_thread *t)
     }
 }
 
+static struct sprof_thread *begin_thread(void);
+
+/* A thread cancelled inside sprof's start or end (close, open and read are
+ * cancellation points) would leave its locks held, and every later thread
+ * would wait on them: cancellation waits until sprof is done. */
 struct sprof_thread *sprof_thread_begin(void)
 {
     if (!atomic_load(&sprof.active) || sprof_current_thread)
         return sprof_current_thread;
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    struct sprof_thread *t = begin_thread();
+    pthread_setcancelstate(cancel_state, NULL);
+    return t;
+}
+
+static struct sprof_thread *begin_thread(void)
+{
     struct sprof_thread *t = claim_state();
     if (!t)
         return NULL;
@@ -223,10 +237,20 @@ void sprof_thread_read_name(pid_t tid, char name[16])
     close(fd);
 }
 
+static void end_thread(struct sprof_thread *t);
+
 void sprof_thread_end(struct sprof_thread *t)
 {
     if (!t || atomic_load(&t->state) != SPROF_STATE_ACTIVE)
         return;
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    end_thread(t);
+    pthread_setcancelstate(cancel_state, NULL);
+}
+
+static void end_thread(struct sprof_thread *t)
+{
     /* From here the handler ignores this thread's signals. */
     sprof_current_thread = NULL;
     atomic_signal_fence(memory_order_seq_cst);

@@ -575,6 +575,24 @@ def idle_threads(env):
 
 
 @test
+def cancelled_threads(env):
+    """Threads cancelled while they start (sprof's start makes calls that
+    are cancellation points, under its locks) or while they run with
+    asynchronous cancellation: the program ends as without sprof."""
+    for mode in ("deferred", "async"):
+        plain = run_ok(env, [env.program("cancelled"), mode], profile=False, timeout=60)
+        try:
+            result = env.run([env.program("cancelled"), mode], trace=f"cancel-{mode}.bin",
+                             extra_env={"SPROF_QUIET": "1"}, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"{mode}: the program hung under the profiler")
+        print(f"  {mode}: {result.stdout.strip()} (without: {plain.stdout.strip()})")
+        check(result.returncode == 0 and result.stdout == plain.stdout,
+              f"{mode}: exited {result.returncode} with {result.stdout!r}; "
+              f"without: {plain.stdout!r}")
+
+
+@test
 def coroutine_stacks(env):
     """Samples that land on a coroutine's 8 KB stack (makecontext) are taken
     on sprof's own stack: the program runs as without sprof, at 4000 Hz,
