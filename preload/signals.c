@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -15,6 +16,9 @@
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
 
 #include "profiler.h"
 #include "sample_handler.h"
@@ -42,11 +46,42 @@ static volatile sig_atomic_t window_mask_ready;
 /* Whether this thread is inside the unwinding window. */
 static __thread volatile sig_atomic_t in_window __attribute__((tls_model("initial-exec")));
 
+/* The code of the libunwind sprof unwinds with. A program that calls it
+ * too (itself, or through gperftools) blocks every signal around
+ * libunwind's locks: that block is made for real, or sprof's handler would
+ * wait on a lock its own thread holds. */
+static uintptr_t libunwind_code_start, libunwind_code_end;
+
+static int find_code_segment(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t address = (uintptr_t)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && address >= start &&
+            address - start < ph->p_memsz) {
+            libunwind_code_start = start;
+            libunwind_code_end = start + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static bool called_from_libunwind(const void *return_address)
+{
+    uintptr_t at = (uintptr_t)return_address;
+    return at >= libunwind_code_start && at < libunwind_code_end;
+}
+
 void sprof_signals_init(void)
 {
     if (!real_sigaction)
         real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
     resolve_mask_functions();
+    if (!libunwind_code_end)
+        dl_iterate_phdr(find_code_segment, (void *)(uintptr_t)unw_backtrace);
     if (!window_mask_ready) {
         sigfillset(&window_mask);
         static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
@@ -462,6 +497,8 @@ SPROF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
         resolve_mask_functions();
     if (!real_pthread_sigmask)
         return ENOSYS;
+    if (called_from_libunwind(__builtin_return_address(0)))
+        return real_pthread_sigmask(how, set, old);
     return change_mask(real_pthread_sigmask, how, set, old);
 }
 
@@ -475,6 +512,8 @@ SPROF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
         errno = ENOSYS;
         return -1;
     }
+    if (called_from_libunwind(__builtin_return_address(0)))
+        return real_sigprocmask(how, set, old);
     return change_mask(real_sigprocmask, how, set, old);
 }
 

@@ -593,6 +593,29 @@ def cancelled_threads(env):
 
 
 @test
+def program_unwinds(env):
+    """A program that calls libunwind itself (unw_step and unw_backtrace in
+    a loop), the same libunwind sprof samples with, as glog, folly and
+    gperftools do: it does not wait forever on libunwind's locks."""
+    rounds = "60000"
+    plain = run_ok(env, [env.program("unwinds"), rounds], profile=False, timeout=60)
+    for attempt in range(3):
+        try:
+            result = env.run([env.program("unwinds"), rounds], trace=f"unwinds-{attempt}.bin",
+                             extra_env={"SPROF_QUIET": "1"}, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"run {attempt + 1}: the program hung under the profiler")
+        check(result.returncode == 0 and result.stdout == plain.stdout,
+              f"exited {result.returncode} with {result.stdout!r}; without: {plain.stdout!r}")
+        s = env.summary(f"unwinds-{attempt}.bin")
+        check(int(s["samples"]) > 20, f"run {attempt + 1}: {s['samples']} samples")
+    print(f"  3 runs of {rounds} rounds, as without the profiler")
+    rows = env.functions("unwinds-0.bin")
+    share = pct(rows, "main", "cumulative_percent")
+    check(share > 90, f"main holds {share}%: stacks were cut")
+
+
+@test
 def coroutine_stacks(env):
     """Samples that land on a coroutine's 8 KB stack (makecontext) are taken
     on sprof's own stack: the program runs as without sprof, at 4000 Hz,
