@@ -375,15 +375,24 @@ __attribute__((destructor)) static void sprof_at_exit(void)
 static void on_fork_prepare(void)
 {
     sprof_trace_before_fork();
+    /* Other threads' unwinds end within microseconds; the bound is for a
+     * fork made, against all odds, from a fault inside one. */
+    atomic_store(&sprof_fork_waiting, true);
+    uint64_t deadline = sprof_monotonic_ns() + 100000000u;
+    while (atomic_load(&sprof_unwinds_running) > 0 && sprof_monotonic_ns() < deadline)
+        sched_yield();
 }
 
 static void on_fork_parent(void)
 {
+    atomic_store(&sprof_fork_waiting, false);
     sprof_trace_after_fork_parent();
 }
 
 static void on_fork_child(void)
 {
+    atomic_store(&sprof_unwinds_running, 0);
+    atomic_store(&sprof_fork_waiting, false);
     sprof_timers_after_fork_child();
     if (!atomic_load(&sprof.active)) {
         sprof_trace_after_fork_parent();

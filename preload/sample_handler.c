@@ -42,6 +42,8 @@ struct sprof_thread *_Atomic sprof_threads;
 _Atomic uint32_t sprof_next_table_id;
 _Atomic uint64_t sprof_lost_samples;
 _Atomic uint64_t sprof_truncated_stacks;
+_Atomic uint32_t sprof_unwinds_running;
+_Atomic bool sprof_fork_waiting;
 _Atomic uint64_t sprof_total_samples;
 _Atomic uint64_t sprof_total_weight_ns;
 _Atomic uint64_t sprof_write_failures;
@@ -614,6 +616,17 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
         *truncated = true;
         return 1;
     }
+    /* No unwind starts while a fork is being made, and the fork waits for
+     * those under way: a child must not inherit libunwind's locks (or the
+     * loader's) held by another thread's unwind. The stack is cut at the
+     * interrupted address meanwhile. */
+    atomic_fetch_add(&sprof_unwinds_running, 1);
+    if (atomic_load(&sprof_fork_waiting)) {
+        atomic_fetch_sub(&sprof_unwinds_running, 1);
+        pcs[0] = interrupted_pc(uc);
+        *truncated = true;
+        return 1;
+    }
     void **frames = t->scratch_frames;
     int wanted = (int)max_depth + HANDLER_FRAMES_MAX + 1;
     /* libunwind blocks all signals around each of its locks, with two
@@ -650,6 +663,7 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
     }
     sprof_signals_unwind_end(&saved_mask);
     atomic_store_explicit(&t->unwinding, 0, memory_order_release);
+    atomic_fetch_sub(&sprof_unwinds_running, 1);
     for (uint32_t i = 1; i < depth; i++) {
         if (pcs[i] != 0)
             pcs[i] -= 1;

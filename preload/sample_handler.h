@@ -48,6 +48,10 @@ extern _Atomic uint32_t sprof_next_table_id;
 /* Process-wide counts. */
 extern _Atomic uint64_t sprof_lost_samples;      /* state busy, or output failed */
 extern _Atomic uint64_t sprof_truncated_stacks;
+/* Unwinds under way in any thread, and whether a fork waits for them to end
+ * (no new one starts meanwhile). */
+extern _Atomic uint32_t sprof_unwinds_running;
+extern _Atomic bool sprof_fork_waiting;
 extern _Atomic uint64_t sprof_total_samples;
 extern _Atomic uint64_t sprof_total_weight_ns;
 extern _Atomic uint64_t sprof_write_failures;    /* records that could not be written */

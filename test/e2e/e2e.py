@@ -616,6 +616,23 @@ def program_unwinds(env):
 
 
 @test
+def fork_while_sampling(env):
+    """Forks while other threads are being sampled (new threads, whose first
+    unwinds take libunwind's locks, at 20000 Hz): no child inherits a lock
+    held by another thread's unwind and waits on it forever. The old library
+    hung here in about one run of five."""
+    for attempt in range(5):
+        try:
+            result = env.run([env.program("forkbusy"), "200"], trace=f"forks-{attempt}.bin",
+                             extra_env={"SPROF_QUIET": "1", "SPROF_FREQ": "20000"}, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"run {attempt + 1}: hung (a child waits on an inherited lock)")
+        check(result.returncode == 0 and result.stdout == "children ok 200\n",
+              f"run {attempt + 1}: exited {result.returncode} with {result.stdout!r}")
+    print("  5 runs of 200 forks, every child exited as expected")
+
+
+@test
 def coroutine_stacks(env):
     """Samples that land on a coroutine's 8 KB stack (makecontext) are taken
     on sprof's own stack: the program runs as without sprof, at 4000 Hz,
