@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -814,10 +815,11 @@ enum stack_room { STACK_ROOMY, STACK_SHORT, STACK_UNKNOWN };
 
 /* Where this handler runs. On the thread's own stack, or an alternate
  * signal stack with room to unwind: roomy. On an alternate stack with too
- * little (programs give their own handlers small ones: CPython's
- * faulthandler, 16 KB), our signal arriving while one of those runs:
- * short. Anywhere else (a coroutine's stack from makecontext, of any size,
- * maybe 8 KB): unknown. A system call only when off the thread's stack. */
+ * little (programs give their handlers small ones: CPython's faulthandler
+ * 16 KB, Rust's about 8 KB; ours runs there too, SA_ONSTACK): short.
+ * Anywhere else (a coroutine's stack from makecontext, of any size, maybe
+ * 8 KB): unknown. Short and unknown samples are taken on a private stack.
+ * A system call only when off the thread's stack. */
 static enum stack_room stack_room(const struct sprof_thread *t)
 {
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
@@ -909,7 +911,39 @@ struct sample_call {
     struct sprof_thread *t;
     const siginfo_t *info;
     ucontext_t *uc;
+    int signal_number;
 };
+
+static void forward_called(void *arg)
+{
+    struct sample_call *call = arg;
+    forward(call->signal_number, (siginfo_t *)call->info, call->uc);
+}
+
+/* Ours runs on the alternate signal stack where there is one (SA_ONSTACK);
+ * a program's handler installed without SA_ONSTACK expects the stack it
+ * interrupted, which may be far larger than that alternate stack: it runs
+ * on the thread's private stack instead, where there is one. */
+static void forward_on_fitting_stack(struct sprof_thread *t, int signal_number,
+                                     siginfo_t *info, void *context)
+{
+#ifdef HAVE_CALL_ON_STACK
+    stack_t alternate;
+    if (t && !(sprof_sampler.previous.sa_flags & SA_ONSTACK) &&
+        (sprof_sampler.previous.sa_flags & SA_SIGINFO ||
+         (sprof_sampler.previous.sa_handler != SIG_IGN &&
+          sprof_sampler.previous.sa_handler != SIG_DFL)) &&
+        sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK) &&
+        make_private_stack(t)) {
+        struct sample_call call = {t, info, context, signal_number};
+        sprof_call_on_stack(forward_called, &call, t->private_stack_top);
+        return;
+    }
+#else
+    (void)t;
+#endif
+    forward(signal_number, info, context);
+}
 
 static void take_sample(struct sprof_thread *t, const siginfo_t *info, ucontext_t *uc);
 
@@ -928,7 +962,7 @@ __attribute__((noinline)) static bool take_sample_elsewhere(struct sprof_thread 
 #ifdef HAVE_CALL_ON_STACK
     if (!make_private_stack(t))
         return false;
-    struct sample_call call = {t, info, uc};
+    struct sample_call call = {t, info, uc, 0};
     sprof_call_on_stack(take_sample_called, &call, t->private_stack_top);
     return true;
 #else
@@ -946,14 +980,12 @@ void sprof_sampler_on_signal(int signal_number, siginfo_t *info, void *context)
     struct sprof_thread *t = sprof_current_thread;
     if (!signal_is_ours(t, info)) {
         if (!sprof_signals_defer(signal_number, info, context))
-            forward(signal_number, info, context);
+            forward_on_fitting_stack(t, signal_number, info, context);
     } else if (!t) {
         /* A late signal of a stopped timer, or a thread we do not sample. */
     } else {
         enum stack_room room = stack_room(t);
-        if (room == STACK_SHORT) {
-            atomic_fetch_add_explicit(&sprof_lost_samples, 1, memory_order_relaxed);
-        } else if (t->warming_up) {
+        if (t->warming_up) {
             if (room == STACK_ROOMY)
                 warm_up_unwinder(t, context);
             else
@@ -976,19 +1008,55 @@ bool sprof_sampler_owns(const siginfo_t *info)
 
 /* --- Start-up only: not called from the handler -------------------------- */
 
+/* SA_ONSTACK: where a thread has an alternate signal stack, the kernel
+ * writes the signal's frame there, not on whatever stack the thread runs on.
+ * Go's goroutine stacks have no room or guard for it (cgo programs crashed),
+ * and Go asks it of every handler not its own. But an alternate stack too
+ * small for the frame itself makes the kernel kill the program; one seen,
+ * sprof does without SA_ONSTACK (sprof_sampler_alternate_stack_set). */
+static _Atomic bool use_alternate_stacks = true;
+static _Atomic bool handler_installed;
+
+static int install_handler(struct sigaction *previous)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = sprof_sampler_on_signal;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | (atomic_load(&use_alternate_stacks) ? SA_ONSTACK : 0);
+    sigemptyset(&action.sa_mask);
+    return sprof_real_sigaction(sprof_sampler.signal_number, &action, previous) != 0 ? errno : 0;
+}
+
+/* An alternate stack smaller than this cannot take a signal's frame and
+ * leave our handler room to move to its private stack. */
+static size_t smallest_fitting_alternate_stack(void)
+{
+    size_t frame = (size_t)getauxval(AT_MINSIGSTKSZ);
+    return (frame > 2048 ? frame : 2048) + 4096;
+}
+
+void sprof_sampler_alternate_stack_set(const stack_t *stack)
+{
+    if (!stack || (stack->ss_flags & SS_DISABLE) ||
+        stack->ss_size >= smallest_fitting_alternate_stack() ||
+        !atomic_exchange(&use_alternate_stacks, false))
+        return;
+    if (atomic_load(&handler_installed))
+        install_handler(NULL);
+}
+
 int sprof_sampler_install(void)
 {
     long page = sysconf(_SC_PAGESIZE);
     if (page > 0)
         page_size = (size_t)page;
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_sigaction = sprof_sampler_on_signal;
-    action.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&action.sa_mask);
-    if (sprof_real_sigaction(sprof_sampler.signal_number, &action, &sprof_sampler.previous) != 0)
-        return errno;
-    return 0;
+    stack_t current;
+    if (sigaltstack(NULL, &current) == 0 && !(current.ss_flags & SS_DISABLE) &&
+        current.ss_size < smallest_fitting_alternate_stack())
+        atomic_store(&use_alternate_stacks, false);
+    int error = install_handler(&sprof_sampler.previous);
+    atomic_store(&handler_installed, error == 0);
+    return error;
 }
 
 void sprof_sampler_warm_up(struct sprof_thread *t)

@@ -98,6 +98,9 @@ bool sprof_trace_append_end(void);
 /* Installs the handler for sprof_sampler.signal_number. Not signal-safe;
  * call once at start-up. Returns 0 or an errno value. */
 int sprof_sampler_install(void);
+/* The program set an alternate signal stack (signals.c): one too small for
+ * a signal's frame and our handler makes sprof do without SA_ONSTACK. */
+void sprof_sampler_alternate_stack_set(const stack_t *stack);
 /* Takes one throw-away sample through a real signal frame, so libunwind's
  * one-time set-up and caches are done before timers are armed. Call from
  * the thread itself, with t already its sprof_current_thread. Not

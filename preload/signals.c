@@ -489,6 +489,16 @@ static int change_mask(sigmask_fn fn, int how, const sigset_t *set, sigset_t *ol
     return 0;
 }
 
+/* The program's alternate signal stacks, seen so that sprof's handler
+ * stops asking for them if one is too small (sample_handler.c). */
+SPROF_EXPORT int sigaltstack(const stack_t *stack, stack_t *old)
+{
+    long result = syscall(SYS_sigaltstack, stack, old);
+    if (result == 0)
+        sprof_sampler_alternate_stack_set(stack);
+    return (int)result;
+}
+
 SPROF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
     if (answered_in_window(how, set, old))
