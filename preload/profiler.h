@@ -44,6 +44,10 @@ bool sprof_in_profiled_process(void);
 /* Threads (thread_registry.c). */
 /* Starts sampling the calling thread. Returns its state or NULL. */
 struct sprof_thread *sprof_thread_begin(void);
+/* Threads left unsampled because their state could not be mapped (an
+ * address-space limit: each reserves room for its frame tree). */
+extern _Atomic uint32_t sprof_threads_without_state;
+size_t sprof_thread_reserved_bytes(void);
 /* Stops sampling the calling thread and writes out its samples. */
 void sprof_thread_end(struct sprof_thread *t);
 /* Takes t->busy for normal code, waiting (boundedly) for its handler. */

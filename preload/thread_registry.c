@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,7 +29,10 @@ __thread struct sprof_thread *sprof_current_thread __attribute__((tls_model("ini
  * usable as the tree grows (sample_handler.c), so a thread uses memory,
  * and counts against the system's commit limit, for the nodes it has. */
 #define NODE_CAPACITY (1u << 20)
-#define INDEX_MAX (2u * NODE_CAPACITY)
+/* Under an address-space limit (ulimit -v), where every reserved byte
+ * counts and a program's own threads could not be made, a 32 times
+ * smaller tree: a thread then starts new tables sooner. */
+#define NODE_CAPACITY_LIMITED (1u << 15)
 #define PENDING_CAPACITY 8192u
 #define OUT_BYTES (32u * 1024u)
 
@@ -65,6 +69,31 @@ static void *carve(uint8_t **at, size_t size)
     return start;
 }
 
+static uint32_t node_capacity(void)
+{
+    static _Atomic uint32_t chosen;
+    uint32_t capacity = atomic_load(&chosen);
+    if (!capacity) {
+        struct rlimit limit;
+        capacity = getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                       ? NODE_CAPACITY_LIMITED
+                       : NODE_CAPACITY;
+        atomic_store(&chosen, capacity);
+    }
+    return capacity;
+}
+
+static size_t nodes_bytes(uint32_t capacity)
+{
+    return ((capacity + 1) * sizeof(struct sprof_frame_node) + 4095) / 4096 * 4096;
+}
+
+size_t sprof_thread_reserved_bytes(void)
+{
+    uint32_t capacity = node_capacity();
+    return nodes_bytes(capacity) + 2u * capacity * sizeof(uint32_t);
+}
+
 static struct sprof_thread *new_state(void)
 {
     size_t pending = PENDING_CAPACITY * sizeof(uint32_t);
@@ -74,8 +103,9 @@ static struct sprof_thread *new_state(void)
     size_t size = sizeof(struct sprof_thread) + pending + path + OUT_BYTES + frames + pcs +
                   8 * 16;
     /* The tree: reserved, inaccessible until the handler needs it. */
-    size_t nodes = ((NODE_CAPACITY + 1) * sizeof(struct sprof_frame_node) + 4095) & ~(size_t)4095;
-    size_t index = INDEX_MAX * sizeof(uint32_t);
+    uint32_t capacity = node_capacity();
+    size_t nodes = nodes_bytes(capacity);
+    size_t index = 2u * capacity * sizeof(uint32_t);
     uint8_t *tree = mmap(NULL, nodes + index, PROT_NONE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (tree == MAP_FAILED)
@@ -93,9 +123,9 @@ static struct sprof_thread *new_state(void)
     t->mapping = base;
     t->mapping_size = size;
     t->nodes = (struct sprof_frame_node *)tree;
-    t->node_capacity = NODE_CAPACITY;
+    t->node_capacity = capacity;
     t->node_index = (uint32_t *)(tree + nodes);
-    t->index_max = INDEX_MAX;
+    t->index_max = 2u * capacity;
     t->pending = carve(&at, pending);
     t->pending_capacity = PENDING_CAPACITY;
     t->path_addresses = carve(&at, SPROF_STACK_MAX_DEPTH * sizeof(uint64_t));
@@ -111,6 +141,8 @@ static struct sprof_thread *new_state(void)
 }
 
 /* A free state to reuse, or a new one pushed on the list. */
+_Atomic uint32_t sprof_threads_without_state;
+
 static struct sprof_thread *claim_state(void)
 {
     for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
@@ -194,8 +226,10 @@ struct sprof_thread *sprof_thread_begin(void)
 static struct sprof_thread *begin_thread(void)
 {
     struct sprof_thread *t = claim_state();
-    if (!t)
+    if (!t) {
+        atomic_fetch_add(&sprof_threads_without_state, 1);
         return NULL;
+    }
     sprof_thread_acquire(t);
     reset_state(t);
     sprof_thread_release(t);

@@ -281,6 +281,15 @@ void sprof_trace_finish(void)
                  without_perf);
         encode_notice(&encoder, SPROF_NOTICE_TIMER_FALLBACK, text);
     }
+    uint32_t stateless = atomic_load(&sprof_threads_without_state);
+    if (stateless) {
+        char text[300];
+        snprintf(text, sizeof text,
+                 "%u threads were not sampled: sprof could not map the memory for their "
+                 "samples (each reserves %u MB of address space: is there a limit, ulimit -v?)",
+                 stateless, (unsigned)(sprof_thread_reserved_bytes() >> 20));
+        encode_notice(&encoder, SPROF_NOTICE_INFO, text);
+    }
     uint32_t rearmed = atomic_load(&sprof_counters_rearmed);
     if (rearmed) {
         char text[200];
