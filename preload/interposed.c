@@ -5,8 +5,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <linux/seccomp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "profiler.h"
@@ -16,8 +19,9 @@
 /* The real functions, resolved once at start-up: _exit and execve are
  * async-signal-safe and programs call them from signal handlers, where
  * dlsym may not run. */
-static const char *const real_names[] = {"dlopen", "dlclose", "execve", "execv", "execvp", "execvpe",
-                                         "fexecve", "execveat", "_exit", "_Exit"};
+static const char *const real_names[] = {"dlopen",  "dlclose", "execve", "execv",
+                                         "execvp",  "execvpe", "fexecve", "execveat",
+                                         "_exit",   "_Exit",   "prctl",  "syscall"};
 static void *real_pointers[sizeof real_names / sizeof real_names[0]];
 
 void sprof_interposed_init(void)
@@ -243,4 +247,35 @@ SPROF_EXPORT void _Exit(int status)
         fn(status);
     for (;;)
         ;
+}
+
+/* seccomp: a sandbox may forbid the system calls sprof makes in its signal
+ * handler and at exit (a strict one allows only read, write and exit), and
+ * the kernel kills a process that makes one. sprof ends its trace just
+ * before, and the program runs on unprofiled. Caught through prctl and
+ * syscall(SYS_seccomp), as libseccomp calls it; a raw system call is not. */
+SPROF_EXPORT int prctl(int option, ...)
+{
+    va_list args;
+    va_start(args, option);
+    unsigned long a2 = va_arg(args, unsigned long), a3 = va_arg(args, unsigned long);
+    unsigned long a4 = va_arg(args, unsigned long), a5 = va_arg(args, unsigned long);
+    va_end(args);
+    if (option == PR_SET_SECCOMP)
+        sprof_stop_before_sandbox(a2 == SECCOMP_MODE_STRICT ? "strict" : "filter");
+    int (*real)(int, ...) = (int (*)(int, ...))real_function("prctl");
+    return real(option, a2, a3, a4, a5);
+}
+
+SPROF_EXPORT long syscall(long number, ...)
+{
+    va_list args;
+    va_start(args, number);
+    long a1 = va_arg(args, long), a2 = va_arg(args, long), a3 = va_arg(args, long);
+    long a4 = va_arg(args, long), a5 = va_arg(args, long), a6 = va_arg(args, long);
+    va_end(args);
+    if (number == SYS_seccomp && (a1 == SECCOMP_SET_MODE_STRICT || a1 == SECCOMP_SET_MODE_FILTER))
+        sprof_stop_before_sandbox(a1 == SECCOMP_SET_MODE_STRICT ? "strict" : "filter");
+    long (*real)(long, ...) = (long (*)(long, ...))real_function("syscall");
+    return real(number, a1, a2, a3, a4, a5, a6);
 }

@@ -329,9 +329,27 @@ static bool run_with_own_descriptors(void (*run)(void))
     return child > 0;
 }
 
+void sprof_stop_before_sandbox(const char *how)
+{
+    if (!atomic_load(&sprof.active) || !sprof_in_profiled_process())
+        return;
+    char text[300];
+    uint64_t ms = (sprof_monotonic_ns() - sprof.start_monotonic_ns) / 1000000u;
+    snprintf(text, sizeof text,
+             "the program entered a seccomp sandbox (%s) %" PRIu64 ".%03" PRIu64
+             " s into the run: sprof ended its trace there, since the sandbox may forbid the "
+             "system calls sampling makes",
+             how, ms / 1000, ms % 1000);
+    sprof_trace_add_notice(text);
+    sprof_stop(false);
+    sprof_signals_unguard_fatal();
+}
+
 void sprof_stop(bool quick)
 {
-    if (!sprof_in_profiled_process() || !atomic_exchange(&sprof.active, false))
+    /* No system call once stopped: a sandboxed program may forbid them. */
+    if (!atomic_load(&sprof.active) || !sprof_in_profiled_process() ||
+        !atomic_exchange(&sprof.active, false))
         return;
     /* Static: this may run in a signal handler on a small alternate stack;
      * the exchange above lets only one caller through. */

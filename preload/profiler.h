@@ -80,6 +80,11 @@ void sprof_trace_update_modules(void);
 /* Stops sampling everywhere; writes the last samples, the threads, the
  * summary and the symbols; closes the trace. */
 void sprof_trace_finish(void);
+/* Appends a NOTICE record (kind INFO) with text. */
+void sprof_trace_add_notice(const char *text);
+/* The program is about to enter a seccomp sandbox (interposed.c), which
+ * may forbid the system calls sprof makes: sprof ends its trace there. */
+void sprof_stop_before_sandbox(const char *how);
 /* The same, async-signal-safe, without symbols (the analyzer names the
  * addresses from the recorded modules): for _exit, which programs call
  * from signal handlers. */

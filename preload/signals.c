@@ -221,6 +221,17 @@ static bool guard(int signal_number, const struct sigaction *view)
     return false;
 }
 
+void sprof_signals_unguard_fatal(void)
+{
+    for (size_t i = 0; i < sizeof terminating / sizeof terminating[0]; i++) {
+        int signal_number = terminating[i];
+        if (!guarded[signal_number])
+            continue;
+        guarded[signal_number] = 0;
+        sprof_real_sigaction(signal_number, &program_view[signal_number], NULL);
+    }
+}
+
 void sprof_signals_guard_fatal(void)
 {
     for (size_t i = 0; i < sizeof terminating / sizeof terminating[0]; i++) {

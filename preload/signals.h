@@ -21,6 +21,9 @@ void sprof_signals_init(void);
 /* Installs the exit-path handlers on the terminating signals the program
  * leaves at their default action. Not signal-safe; call at start-up. */
 void sprof_signals_guard_fatal(void);
+/* Gives the guarded signals back to the program's dispositions (before a
+ * sandbox, where the guard's exit path could not run). */
+void sprof_signals_unguard_fatal(void);
 
 /* The sampling signal in the program's masks (signals.c), with
  * SPROF_UNBLOCK=1: while the program has no handler of its own for it,

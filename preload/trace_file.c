@@ -257,6 +257,14 @@ static sprof_names_write_fn *load_names_writer(char *why, size_t size)
     return write_names;
 }
 
+void sprof_trace_add_notice(const char *text)
+{
+    pthread_mutex_lock(&trace_lock);
+    encode_notice(&encoder, SPROF_NOTICE_INFO, text);
+    append_encoded();
+    pthread_mutex_unlock(&trace_lock);
+}
+
 void sprof_trace_finish(void)
 {
     sprof_current_thread = NULL;

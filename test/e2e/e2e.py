@@ -676,6 +676,30 @@ def go_cgo(env):
 
 
 @test
+def seccomp_sandbox(env):
+    """A program that enters a seccomp sandbox (strict; a filter that kills
+    on any call it does not allow, set through prctl and through
+    syscall(SYS_seccomp)) ends as without sprof: sprof ends its trace just
+    before, and says so in it."""
+    for mode, status in (("strict", 7), ("filter", 5), ("syscall", 5)):
+        plain = env.run([env.program("sandboxed"), mode], profile=False)
+        check(plain.returncode == status, f"{mode} without the profiler: {plain.returncode}")
+        trace = f"sandbox-{mode}.bin"
+        result = env.run([env.program("sandboxed"), mode], trace=trace)
+        check(result.returncode == status and result.stdout == plain.stdout,
+              f"{mode}: exit {result.returncode} (without: {status}), "
+              f"stdout {result.stdout!r} (without: {plain.stdout!r})")
+        lines = result.stderr.splitlines()
+        check(len(lines) == 1 and lines[0].startswith("sprof: "), f"{mode}: stderr {lines}")
+        table = env.analyze(os.path.join(env.workdir, trace)).stdout
+        check("entered a seccomp sandbox" in table, f"{mode}: no notice in {table[:1200]}")
+        s = env.summary(trace)
+        check(int(s["samples"]) > 20 and s["processes_without_summary"] == "0",
+              f"{mode}: {s['samples']} samples, {s['processes_without_summary']} without summary")
+        print(f"  {mode}: exit {status} as without sprof; {s['samples']} samples before the sandbox")
+
+
+@test
 def coroutine_stacks(env):
     """Samples that land on a coroutine's 8 KB stack (makecontext) are taken
     on sprof's own stack: the program runs as without sprof, at 4000 Hz,
