@@ -74,8 +74,10 @@ SPROF_EXPORT void *dlopen(const char *file, int mode)
     sprof_signals_hold_sampling(&old);
     void *handle = fn(file, mode);
     sprof_signals_release_sampling(&old);
-    if (handle)
+    if (handle) {
         sprof_trace_update_modules();
+        sprof_sampler_note_unsafe_code();
+    }
     return handle;
 }
 

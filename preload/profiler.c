@@ -244,6 +244,7 @@ __attribute__((constructor)) static void sprof_start(void)
     if (pthread_key_create(&sprof.thread_key, on_thread_key_destroyed) != 0)
         return;
     sprof_signals_init();
+    sprof_sampler_note_unsafe_code();
     int error = sprof_sampler_install();
     if (error) {
         char text[256];

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -44,6 +45,7 @@ _Atomic uint32_t sprof_next_table_id;
 _Atomic uint64_t sprof_lost_samples;
 _Atomic uint64_t sprof_truncated_stacks;
 _Atomic uint32_t sprof_unwinds_running;
+_Atomic uint64_t sprof_unwind_faults;
 _Atomic bool sprof_fork_waiting;
 _Atomic uint64_t sprof_total_samples;
 _Atomic uint64_t sprof_total_weight_ns;
@@ -604,6 +606,75 @@ static uint32_t unwind_with_cursor(ucontext_t *uc, uint64_t *pcs, uint32_t max_d
     return depth;
 }
 
+/* unw_backtrace, but a fault inside it (caught by the guard of a signal
+ * the program left at its default action) returns -1. */
+__attribute__((noinline)) static int guarded_backtrace(void **frames, int wanted)
+{
+    sigjmp_buf escape;
+    if (sigsetjmp(escape, 0)) {
+        atomic_fetch_add_explicit(&sprof_unwind_faults, 1, memory_order_relaxed);
+        return -1;
+    }
+    sprof_signals_unwind_escape(&escape);
+    int count = unw_backtrace(frames, wanted);
+    sprof_signals_unwind_escape(NULL);
+    return count;
+}
+
+__attribute__((noinline)) static uint32_t guarded_unwind_with_cursor(ucontext_t *uc, uint64_t *pcs,
+                                                                     uint32_t max_depth,
+                                                                     bool *truncated)
+{
+    sigjmp_buf escape;
+    if (sigsetjmp(escape, 0)) {
+        atomic_fetch_add_explicit(&sprof_unwind_faults, 1, memory_order_relaxed);
+        *truncated = true;
+        return 0;
+    }
+    sprof_signals_unwind_escape(&escape);
+    uint32_t depth = unwind_with_cursor(uc, pcs, max_depth, truncated);
+    sprof_signals_unwind_escape(NULL);
+    return depth;
+}
+
+/* Code whose unwind rules do not hold at every instruction: libgcc's
+ * unwinder (_Unwind_RaiseException and its helpers, which move the stack
+ * under their own rules to reach a handler) sent libunwind's reads astray
+ * (Rust programs panicking in a loop crashed). Set in normal context
+ * (sprof_sampler_note_unsafe_code). */
+static _Atomic uintptr_t unsafe_code_start, unsafe_code_end;
+
+static bool unwinding_is_safe_at(uint64_t pc)
+{
+    return !(pc >= atomic_load_explicit(&unsafe_code_start, memory_order_relaxed) &&
+             pc < atomic_load_explicit(&unsafe_code_end, memory_order_relaxed));
+}
+
+static int find_unsafe_code(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size, (void)data;
+    const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    const char *name = slash ? slash + 1 : info->dlpi_name;
+    if (!name || strncmp(name, "libgcc_s.so", 11) != 0)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            atomic_store(&unsafe_code_end, 0);
+            atomic_store(&unsafe_code_start, info->dlpi_addr + ph->p_vaddr);
+            atomic_store(&unsafe_code_end, info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void sprof_sampler_note_unsafe_code(void)
+{
+    if (!atomic_load(&unsafe_code_end))
+        dl_iterate_phdr(find_unsafe_code, NULL);
+}
+
 /* Fills pcs leaf first; entries after the leaf are return addresses minus
  * one. Returns the depth (at least 1). */
 static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *pcs,
@@ -638,8 +709,18 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
      * of its pipe, which fd_guard.c may be taking back. */
     atomic_store(&t->unwinding, 1);
     sprof_signals_unwind_begin(&saved_mask);
-    int count = unw_backtrace(frames, wanted);
     uint64_t pc = interrupted_pc(uc);
+    int count = unwinding_is_safe_at(pc) ? guarded_backtrace(frames, wanted) : -1;
+    if (count < 0) {
+        /* A fault, or code libunwind cannot be trusted in: the stack is
+         * cut at the interrupted address. */
+        sprof_signals_unwind_end(&saved_mask);
+        atomic_store_explicit(&t->unwinding, 0, memory_order_release);
+        atomic_fetch_sub(&sprof_unwinds_running, 1);
+        pcs[0] = pc;
+        *truncated = true;
+        return 1;
+    }
     int start = -1;
     for (int i = 0; i < count && i < HANDLER_FRAMES_MAX; i++) {
         if ((uint64_t)(uintptr_t)frames[i] == pc) {
@@ -656,7 +737,7 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
         for (uint32_t i = 0; i < depth; i++)
             pcs[i] = (uint64_t)(uintptr_t)frames[start + (int)i];
     } else {
-        depth = unwind_with_cursor(uc, pcs, max_depth, truncated);
+        depth = guarded_unwind_with_cursor(uc, pcs, max_depth, truncated);
         if (depth == 0) {
             pcs[0] = pc;
             depth = 1;

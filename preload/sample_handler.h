@@ -51,6 +51,11 @@ extern _Atomic uint64_t sprof_truncated_stacks;
 /* Unwinds under way in any thread, and whether a fork waits for them to end
  * (no new one starts meanwhile). */
 extern _Atomic uint32_t sprof_unwinds_running;
+/* Unwinds cut short by a fault in them (counted in the trace's notice). */
+extern _Atomic uint64_t sprof_unwind_faults;
+/* Finds code libunwind is not let into (libgcc's unwinder), once loaded.
+ * Not signal-safe: at start-up and after dlopen. */
+void sprof_sampler_note_unsafe_code(void);
 extern _Atomic bool sprof_fork_waiting;
 extern _Atomic uint64_t sprof_total_samples;
 extern _Atomic uint64_t sprof_total_weight_ns;

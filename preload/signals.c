@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -169,9 +170,26 @@ static bool is_synchronous_fault(int signal_number, const siginfo_t *info)
                                  signal_number == SIGTRAP || signal_number == SIGSYS);
 }
 
+/* Where a fault inside this thread's unwinding jumps back to. */
+static __thread sigjmp_buf *unwind_escape __attribute__((tls_model("initial-exec")));
+
+void sprof_signals_unwind_escape(sigjmp_buf *escape)
+{
+    unwind_escape = escape;
+}
+
 static void on_fatal_signal(int signal_number, siginfo_t *info, void *context)
 {
     (void)context;
+    /* libunwind reads the stack without checking addresses: code whose
+     * unwind rules do not hold at every instruction leads it astray. That
+     * fault is ours, not the program's: the sample is cut short instead. */
+    if (in_window && unwind_escape && (signal_number == SIGSEGV || signal_number == SIGBUS) &&
+        info->si_code > 0) {
+        sigjmp_buf *escape = unwind_escape;
+        unwind_escape = NULL;
+        siglongjmp(*escape, 1);
+    }
     int saved_errno = errno;
     /* Default action from here on: the death below is the program's own. */
     struct sigaction dfl;

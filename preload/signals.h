@@ -8,6 +8,7 @@
 #ifndef SPROF_SIGNALS_H
 #define SPROF_SIGNALS_H
 
+#include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
 
@@ -24,6 +25,10 @@ void sprof_signals_guard_fatal(void);
 /* Gives the guarded signals back to the program's dispositions (before a
  * sandbox, where the guard's exit path could not run). */
 void sprof_signals_unguard_fatal(void);
+/* Inside the unwinding window: a SIGSEGV or SIGBUS that the guard catches
+ * (the program left it at its default action) jumps to escape instead of
+ * ending the process; NULL to stop. Async-signal-safe. */
+void sprof_signals_unwind_escape(sigjmp_buf *escape);
 
 /* The sampling signal in the program's masks (signals.c), with
  * SPROF_UNBLOCK=1: while the program has no handler of its own for it,

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -288,6 +289,15 @@ void sprof_trace_finish(void)
                  "to leave the program its file descriptors",
                  without_perf);
         encode_notice(&encoder, SPROF_NOTICE_TIMER_FALLBACK, text);
+    }
+    uint64_t faults = atomic_load(&sprof_unwind_faults);
+    if (faults) {
+        char text[200];
+        snprintf(text, sizeof text,
+                 "%" PRIu64 " stacks were cut at their interrupted address: unwinding them "
+                 "faulted (code whose unwind tables do not hold everywhere)",
+                 faults);
+        encode_notice(&encoder, SPROF_NOTICE_INFO, text);
     }
     uint32_t stateless = atomic_load(&sprof_threads_without_state);
     if (stateless) {

@@ -700,6 +700,35 @@ def seccomp_sandbox(env):
 
 
 @test
+def unwind_faults(env):
+    """Code whose unwind rules hold only some of the time (programs/badcfi:
+    a loop run with the frame pointer its rules name, then with 0x1000
+    there): libunwind, having learnt the rules, reads unmapped memory. The
+    fault is caught and the sample cut at the interrupted address; the
+    program ends as without sprof."""
+    plain = run_ok(env, [env.program("badcfi"), "3000"], profile=False)
+    if plain.stdout.strip() == "unsupported":
+        raise Skip("programs/badcfi is written for x86-64")
+    settings = {"SPROF_QUIET": "1"}
+    if env.asan:
+        # The ASan runtime would take SIGSEGV for itself: this program left
+        # it at its default action, which is what sprof's catch relies on.
+        settings["ASAN_OPTIONS"] = env.sanitizer_env.get("ASAN_OPTIONS", "") + \
+            ":handle_segv=0:handle_sigbus=0"
+    faults = 0
+    for attempt in range(5):
+        trace = f"badcfi-{attempt}.bin"
+        result = env.run([env.program("badcfi"), "3000"], trace=trace, extra_env=settings)
+        check(result.returncode == 0 and result.stdout == plain.stdout,
+              f"run {attempt + 1}: exit {result.returncode}, stdout {result.stdout!r}")
+        table = env.analyze(os.path.join(env.workdir, trace)).stdout
+        found = re.search(r"(\d+) stacks were cut at their interrupted address", table)
+        faults += int(found.group(1)) if found else 0
+    print(f"  5 runs as without the profiler; {faults} unwinds faulted and were cut")
+    check(faults > 0, "no unwind faulted: the test did not reach the case it is for")
+
+
+@test
 def coroutine_stacks(env):
     """Samples that land on a coroutine's 8 KB stack (makecontext) are taken
     on sprof's own stack: the program runs as without sprof, at 4000 Hz,
