@@ -19,7 +19,8 @@ __asm__(".text\n"
         "movq %rsp, %rbp\n"
         ".cfi_def_cfa_register %rbp\n"
         "movq %rbp, %r8\n"
-        "2:\n"
+        "movq $500, %r9\n" /* first rounds without the wrong half: the rules */
+        "2:\n"           /* are learnt while they hold */
         "movq %r8, %rbp\n" /* the true frame pointer: the rules hold */
         "movl $100000, %edx\n"
         "xorl %eax, %eax\n"
@@ -28,6 +29,11 @@ __asm__(".text\n"
         "jnz 3b\n"
         "testl %eax, %eax\n"
         "jnz 4f\n"
+        "testq %r9, %r9\n"
+        "jz 5f\n"
+        "subq $1, %r9\n"
+        "jmp 4f\n"
+        "5:\n"
         "movq $0x1000, %rbp\n" /* the same loop, the rules now wrong */
         "movl $100000, %edx\n"
         "movl $1, %eax\n"
