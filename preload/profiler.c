@@ -2,6 +2,7 @@
  * NOT async-signal-safe. */
 #include "profiler.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -346,6 +347,35 @@ void sprof_stop_before_sandbox(const char *how)
     sprof_signals_unguard_fatal();
 }
 
+/* The traces of this run's other processes (and later images) beside the
+ * run's own: PATH.<pid>[.<n>] holding this run's id. Normal context only. */
+static unsigned count_other_traces(const char *path)
+{
+    char directory[sizeof sprof_sampler.trace_path];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    snprintf(directory, sizeof directory, "%.*s", slash ? (int)(slash - path) : 1,
+             slash ? path : ".");
+    if (slash == path)
+        snprintf(directory, sizeof directory, "/");
+    DIR *dir = opendir(directory);
+    if (!dir)
+        return 0;
+    size_t base_length = strlen(base);
+    unsigned count = 0;
+    char other[sizeof sprof_sampler.trace_path + 300];
+    for (struct dirent *entry; (entry = readdir(dir));) {
+        const char *name = entry->d_name;
+        if (strncmp(name, base, base_length) != 0 || name[base_length] != '.' ||
+            name[base_length + 1] < '0' || name[base_length + 1] > '9')
+            continue;
+        snprintf(other, sizeof other, "%s/%s", directory, name);
+        count += trace_of_this_run(other);
+    }
+    closedir(dir);
+    return count;
+}
+
 void sprof_stop(bool quick)
 {
     /* No system call once stopped: a sandboxed program may forbid them. */
@@ -380,6 +410,18 @@ void sprof_stop(bool quick)
         n = append_text(text, n, sizeof text, " (this program's part: `sprof-analyze ");
         n = append_text(text, n, sizeof text, run_trace_path);
         n = append_text(text, n, sizeof text, "` reads the whole run)");
+    } else if (sprof.root && !quick) {
+        /* Under a wrapper (time, a shell) the samples are the children's. */
+        unsigned others = count_other_traces(path);
+        if (others) {
+            n = append_text(text, n, sizeof text, ", and ");
+            n = append_decimal(text, n, sizeof text, others, 1);
+            n = append_text(text, n, sizeof text,
+                            others == 1 ? " more trace of this run beside it (`sprof-analyze "
+                                        : " more traces of this run beside it (`sprof-analyze ");
+            n = append_text(text, n, sizeof text, path);
+            n = append_text(text, n, sizeof text, "` reads them all)");
+        }
     }
     if (atomic_load(&sprof_write_failures))
         append_text(text, n, sizeof text, " (some writes failed: the trace is incomplete)");
