@@ -161,6 +161,41 @@ void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encod
     list->scanned = true;
 }
 
+struct code_search {
+    const char *name;
+    uintptr_t address;
+    uintptr_t *range;
+};
+
+static int find_code_segment(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const struct code_search *search = data;
+    if (search->name) {
+        const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+        const char *file = slash ? slash + 1 : info->dlpi_name;
+        if (!file || strncmp(file, search->name, strlen(search->name)) != 0)
+            return 0;
+    }
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) &&
+            (search->name || (search->address >= start && search->address - start < ph->p_memsz))) {
+            search->range[0] = start;
+            search->range[1] = start + ph->p_memsz;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+bool sprof_code_segment(const char *name, uintptr_t address, uintptr_t range[2])
+{
+    struct code_search search = {name, address, range};
+    return dl_iterate_phdr(find_code_segment, &search) != 0;
+}
+
 void sprof_module_list_free(struct sprof_module_list *list)
 {
     for (size_t i = 0; i < list->count; i++)

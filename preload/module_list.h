@@ -47,4 +47,9 @@ sprof_module_list_find(const struct sprof_module_list *list, uint64_t address)
 }
 void sprof_module_list_free(struct sprof_module_list *list);
 
+/* The executable segment [range[0], range[1]) of a loaded object: the one
+ * holding address, or, with a name, the first of the object whose file name
+ * starts with it. False if none. */
+bool sprof_code_segment(const char *name, uintptr_t address, uintptr_t range[2]);
+
 #endif

@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -35,6 +34,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "module_list.h"
 #include "signals.h"
 #include "sprof/trace_format.h"
 #include "varint.h"
@@ -606,121 +606,45 @@ static uint32_t unwind_with_cursor(ucontext_t *uc, uint64_t *pcs, uint32_t max_d
     return depth;
 }
 
-/* unw_backtrace, but a fault inside it (caught by the guard of a signal
- * the program left at its default action) returns -1. */
-__attribute__((noinline)) static int guarded_backtrace(void **frames, int wanted)
-{
-    sigjmp_buf escape;
-    if (sigsetjmp(escape, 0)) {
-        atomic_fetch_add_explicit(&sprof_unwind_faults, 1, memory_order_relaxed);
-        return -1;
-    }
-    sprof_signals_unwind_escape(&escape);
-    int count = unw_backtrace(frames, wanted);
-    sprof_signals_unwind_escape(NULL);
-    return count;
-}
-
-__attribute__((noinline)) static uint32_t guarded_unwind_with_cursor(ucontext_t *uc, uint64_t *pcs,
-                                                                     uint32_t max_depth,
-                                                                     bool *truncated)
-{
-    sigjmp_buf escape;
-    if (sigsetjmp(escape, 0)) {
-        atomic_fetch_add_explicit(&sprof_unwind_faults, 1, memory_order_relaxed);
-        *truncated = true;
-        return 0;
-    }
-    sprof_signals_unwind_escape(&escape);
-    uint32_t depth = unwind_with_cursor(uc, pcs, max_depth, truncated);
-    sprof_signals_unwind_escape(NULL);
-    return depth;
-}
-
 /* Code whose unwind rules do not hold at every instruction: libgcc's
  * unwinder (_Unwind_RaiseException and its helpers, which move the stack
  * under their own rules to reach a handler) sent libunwind's reads astray
  * (Rust programs panicking in a loop crashed). Set in normal context
- * (sprof_sampler_note_unsafe_code). */
-static _Atomic uintptr_t unsafe_code_start, unsafe_code_end;
+ * (sprof_sampler_note_unsafe_code), once; [1] is set last. */
+static _Atomic uintptr_t unsafe_code[2];
 
 static bool unwinding_is_safe_at(uint64_t pc)
 {
-    return !(pc >= atomic_load_explicit(&unsafe_code_start, memory_order_relaxed) &&
-             pc < atomic_load_explicit(&unsafe_code_end, memory_order_relaxed));
-}
-
-static int find_unsafe_code(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size, (void)data;
-    const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
-    const char *name = slash ? slash + 1 : info->dlpi_name;
-    if (!name || strncmp(name, "libgcc_s.so", 11) != 0)
-        return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-            atomic_store(&unsafe_code_end, 0);
-            atomic_store(&unsafe_code_start, info->dlpi_addr + ph->p_vaddr);
-            atomic_store(&unsafe_code_end, info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
-            return 1;
-        }
-    }
-    return 0;
+    return !(pc >= atomic_load_explicit(&unsafe_code[0], memory_order_relaxed) &&
+             pc < atomic_load_explicit(&unsafe_code[1], memory_order_relaxed));
 }
 
 void sprof_sampler_note_unsafe_code(void)
 {
-    if (!atomic_load(&unsafe_code_end))
-        dl_iterate_phdr(find_unsafe_code, NULL);
+    uintptr_t range[2];
+    if (atomic_load(&unsafe_code[1]) || !sprof_code_segment("libgcc_s.so", 0, range))
+        return;
+    atomic_store(&unsafe_code[0], range[0]);
+    atomic_store(&unsafe_code[1], range[1]);
 }
 
-/* Fills pcs leaf first; entries after the leaf are return addresses minus
- * one. Returns the depth (at least 1). */
-static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *pcs,
-                              uint32_t max_depth, bool *truncated)
+/* Fills pcs leaf first, with libunwind: its cached fast path from this
+ * handler, or a cursor from the signal's context when that did not reach
+ * the interrupted frame. A fault inside (caught by the guard of a signal
+ * the program left at its default action) ends it: 0, marked cut. */
+__attribute__((noinline)) static uint32_t unwind_guarded(struct sprof_thread *t, ucontext_t *uc,
+                                                         uint64_t pc, uint64_t *pcs,
+                                                         uint32_t max_depth, bool *truncated)
 {
-    if (max_depth == 1) {
-        /* The interrupted address alone needs no unwinding: a flat
-         * profile for the cost of the signal (SPROF_DEPTH=1). Its callers
-         * are not known, so the stack counts as cut. */
-        pcs[0] = interrupted_pc(uc);
+    sigjmp_buf escape;
+    if (sigsetjmp(escape, 0)) {
+        atomic_fetch_add_explicit(&sprof_unwind_faults, 1, memory_order_relaxed);
         *truncated = true;
-        return 1;
+        return 0;
     }
-    /* No unwind starts while a fork is being made, and the fork waits for
-     * those under way: a child must not inherit libunwind's locks (or the
-     * loader's) held by another thread's unwind. The stack is cut at the
-     * interrupted address meanwhile. */
-    atomic_fetch_add(&sprof_unwinds_running, 1);
-    if (atomic_load(&sprof_fork_waiting)) {
-        atomic_fetch_sub(&sprof_unwinds_running, 1);
-        pcs[0] = interrupted_pc(uc);
-        *truncated = true;
-        return 1;
-    }
+    sprof_signals_unwind_escape(&escape);
     void **frames = t->scratch_frames;
-    int wanted = (int)max_depth + HANDLER_FRAMES_MAX + 1;
-    /* libunwind blocks all signals around each of its locks, with two
-     * system calls each time, several times per frame it has not cached:
-     * block them once for the whole unwind instead (signals.h). */
-    sigset_t saved_mask;
-    /* Sequentially consistent: set before libunwind can read the numbers
-     * of its pipe, which fd_guard.c may be taking back. */
-    atomic_store(&t->unwinding, 1);
-    sprof_signals_unwind_begin(&saved_mask);
-    uint64_t pc = interrupted_pc(uc);
-    int count = unwinding_is_safe_at(pc) ? guarded_backtrace(frames, wanted) : -1;
-    if (count < 0) {
-        /* A fault, or code libunwind cannot be trusted in: the stack is
-         * cut at the interrupted address. */
-        sprof_signals_unwind_end(&saved_mask);
-        atomic_store_explicit(&t->unwinding, 0, memory_order_release);
-        atomic_fetch_sub(&sprof_unwinds_running, 1);
-        pcs[0] = pc;
-        *truncated = true;
-        return 1;
-    }
+    int count = unw_backtrace(frames, (int)max_depth + HANDLER_FRAMES_MAX + 1);
     int start = -1;
     for (int i = 0; i < count && i < HANDLER_FRAMES_MAX; i++) {
         if ((uint64_t)(uintptr_t)frames[i] == pc) {
@@ -737,15 +661,50 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
         for (uint32_t i = 0; i < depth; i++)
             pcs[i] = (uint64_t)(uintptr_t)frames[start + (int)i];
     } else {
-        depth = guarded_unwind_with_cursor(uc, pcs, max_depth, truncated);
-        if (depth == 0) {
-            pcs[0] = pc;
-            depth = 1;
-        }
+        depth = unwind_with_cursor(uc, pcs, max_depth, truncated);
     }
+    sprof_signals_unwind_escape(NULL);
+    return depth;
+}
+
+/* Fills pcs leaf first; entries after the leaf are return addresses minus
+ * one. Returns the depth (at least 1). The stack is cut at the interrupted
+ * address, its callers unknown, when SPROF_DEPTH=1 asks for no unwinding
+ * (a flat profile for the cost of the signal), in code libunwind cannot be
+ * trusted in, while a fork waits, and when the unwind faults or finds
+ * nothing. */
+static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *pcs,
+                              uint32_t max_depth, bool *truncated)
+{
+    uint64_t pc = interrupted_pc(uc);
+    pcs[0] = pc;
+    *truncated = true;
+    if (max_depth == 1 || !unwinding_is_safe_at(pc))
+        return 1;
+    /* No unwind starts while a fork is being made, and the fork waits for
+     * those under way: a child must not inherit libunwind's locks (or the
+     * loader's) held by another thread's unwind. */
+    atomic_fetch_add(&sprof_unwinds_running, 1);
+    if (atomic_load(&sprof_fork_waiting)) {
+        atomic_fetch_sub(&sprof_unwinds_running, 1);
+        return 1;
+    }
+    /* libunwind blocks all signals around each of its locks, with two
+     * system calls each time, several times per frame it has not cached:
+     * block them once for the whole unwind instead (signals.h). */
+    sigset_t saved_mask;
+    /* Sequentially consistent: set before libunwind can read the numbers
+     * of its pipe, which fd_guard.c may be taking back. */
+    atomic_store(&t->unwinding, 1);
+    sprof_signals_unwind_begin(&saved_mask);
+    uint32_t depth = unwind_guarded(t, uc, pc, pcs, max_depth, truncated);
     sprof_signals_unwind_end(&saved_mask);
     atomic_store_explicit(&t->unwinding, 0, memory_order_release);
     atomic_fetch_sub(&sprof_unwinds_running, 1);
+    if (depth == 0) {
+        pcs[0] = pc;
+        depth = 1;
+    }
     for (uint32_t i = 1; i < depth; i++) {
         if (pcs[i] != 0)
             pcs[i] -= 1;
@@ -1132,9 +1091,8 @@ int sprof_sampler_install(void)
     if (page > 0)
         page_size = (size_t)page;
     stack_t current;
-    if (sigaltstack(NULL, &current) == 0 && !(current.ss_flags & SS_DISABLE) &&
-        current.ss_size < smallest_fitting_alternate_stack())
-        atomic_store(&use_alternate_stacks, false);
+    if (sigaltstack(NULL, &current) == 0)
+        sprof_sampler_alternate_stack_set(&current);
     int error = install_handler(&sprof_sampler.previous);
     atomic_store(&handler_installed, error == 0);
     return error;

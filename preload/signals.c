@@ -7,7 +7,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -21,6 +20,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "module_list.h"
 #include "profiler.h"
 #include "sample_handler.h"
 
@@ -51,29 +51,12 @@ static __thread volatile sig_atomic_t in_window __attribute__((tls_model("initia
  * too (itself, or through gperftools) blocks every signal around
  * libunwind's locks: that block is made for real, or sprof's handler would
  * wait on a lock its own thread holds. */
-static uintptr_t libunwind_code_start, libunwind_code_end;
-
-static int find_code_segment(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    uintptr_t address = (uintptr_t)data;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && address >= start &&
-            address - start < ph->p_memsz) {
-            libunwind_code_start = start;
-            libunwind_code_end = start + ph->p_memsz;
-            return 1;
-        }
-    }
-    return 0;
-}
+static uintptr_t libunwind_code[2];
 
 static bool called_from_libunwind(const void *return_address)
 {
     uintptr_t at = (uintptr_t)return_address;
-    return at >= libunwind_code_start && at < libunwind_code_end;
+    return at >= libunwind_code[0] && at < libunwind_code[1];
 }
 
 void sprof_signals_init(void)
@@ -81,8 +64,8 @@ void sprof_signals_init(void)
     if (!real_sigaction)
         real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
     resolve_mask_functions();
-    if (!libunwind_code_end)
-        dl_iterate_phdr(find_code_segment, (void *)(uintptr_t)unw_backtrace);
+    if (!libunwind_code[1])
+        sprof_code_segment(NULL, (uintptr_t)unw_backtrace, libunwind_code);
     if (!window_mask_ready) {
         sigfillset(&window_mask);
         static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
