@@ -354,10 +354,11 @@ static unsigned count_other_traces(const char *path)
     char directory[sizeof sprof_sampler.trace_path];
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    snprintf(directory, sizeof directory, "%.*s", slash ? (int)(slash - path) : 1,
-             slash ? path : ".");
-    if (slash == path)
-        snprintf(directory, sizeof directory, "/");
+    if (!slash)
+        snprintf(directory, sizeof directory, ".");
+    else
+        snprintf(directory, sizeof directory, "%.*s", slash == path ? 1 : (int)(slash - path),
+                 path);
     DIR *dir = opendir(directory);
     if (!dir)
         return 0;

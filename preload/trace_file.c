@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -44,6 +45,17 @@ static void encode_notice(struct sprof_encoder *enc, uint32_t kind, const char *
     sprof_encoder_string(enc, text);
     sprof_encoder_end_record(enc);
 }
+/* An INFO notice, formatted. Caller holds trace_lock. */
+__attribute__((format(printf, 1, 2))) static void encode_info(const char *format, ...)
+{
+    char text[400];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    encode_notice(&encoder, SPROF_NOTICE_INFO, text);
+}
+
 static void encode_process_record(const char *warnings)
 {
     struct timespec now;
@@ -291,32 +303,20 @@ void sprof_trace_finish(void)
         encode_notice(&encoder, SPROF_NOTICE_TIMER_FALLBACK, text);
     }
     uint64_t faults = atomic_load(&sprof_unwind_faults);
-    if (faults) {
-        char text[200];
-        snprintf(text, sizeof text,
-                 "%" PRIu64 " stacks were cut at their interrupted address: unwinding them "
-                 "faulted (code whose unwind tables do not hold everywhere)",
-                 faults);
-        encode_notice(&encoder, SPROF_NOTICE_INFO, text);
-    }
+    if (faults)
+        encode_info("%" PRIu64 " stacks were cut at their interrupted address: unwinding them "
+                    "faulted (code whose unwind tables do not hold everywhere)",
+                    faults);
     uint32_t stateless = atomic_load(&sprof_threads_without_state);
-    if (stateless) {
-        char text[300];
-        snprintf(text, sizeof text,
-                 "%u threads were not sampled: sprof could not map the memory for their "
-                 "samples (each reserves %u MB of address space: is there a limit, ulimit -v?)",
-                 stateless, (unsigned)(sprof_thread_reserved_bytes() >> 20));
-        encode_notice(&encoder, SPROF_NOTICE_INFO, text);
-    }
+    if (stateless)
+        encode_info("%u threads were not sampled: sprof could not map the memory for their "
+                    "samples (each reserves %u MB of address space: is there a limit, ulimit -v?)",
+                    stateless, (unsigned)(sprof_thread_reserved_bytes() >> 20));
     uint32_t rearmed = atomic_load(&sprof_counters_rearmed);
-    if (rearmed) {
-        char text[200];
-        snprintf(text, sizeof text,
-                 "the program closed %u perf_event descriptors of sprof's behind its back (a raw "
-                 "close system call); their threads were given new ones",
-                 rearmed);
-        encode_notice(&encoder, SPROF_NOTICE_INFO, text);
-    }
+    if (rearmed)
+        encode_info("the program closed %u perf_event descriptors of sprof's behind its back (a "
+                    "raw close system call); their threads were given new ones",
+                    rearmed);
     sprof_names_write_fn *write_names = NULL;
     /* Only a trace with addresses loads libdw: most processes of a shell
      * script end before their first sample. */
