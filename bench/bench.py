@@ -1347,18 +1347,22 @@ class Harness:
             rows.append(["start + exit: %s under %s" % (true_path, Profilers.LABELS[key]),
                          fmt(base_cpu * 1e3, "{:.2f} ms"), fmt(c * 1e3, "{:+.2f}"),
                          fmt(w * 1e3, "{:+.2f}"), "without: wall %s ms" % fmt(base_wall * 1e3)])
+        def threadstart_figures(threads, *mode):
+            """bench/threadstart under each configuration, interleaved: the
+            figure it writes, per run."""
+            def one(key, r):
+                run_dir = new_run_dir()
+                out = run_dir / "figure.txt"
+                run = self.profilers.run(key, 999, [BIN / "threadstart", threads, out] + list(mode),
+                                         run_dir)
+                self.check(" ".join(["threadstart"] + list(mode)), key, run, need_samples=False)
+                value = float(out.read_text()) if out.exists() else None
+                shutil.rmtree(run_dir, ignore_errors=True)
+                return value
+            return interleaved(configs, self.mode.true_batches, one)
+
         log("5. thread start")
-
-        def thread_start(key, r):
-            run_dir = new_run_dir()
-            out = run_dir / "threadstart.txt"
-            run = self.profilers.run(key, 999, [BIN / "threadstart", 50, out], run_dir)
-            self.check("threadstart", key, run, need_samples=False)
-            value = float(out.read_text()) if out.exists() else None
-            shutil.rmtree(run_dir, ignore_errors=True)
-            return value
-
-        starts = interleaved(configs, self.mode.true_batches, thread_start)
+        starts = threadstart_figures(50)
         base_start = median(starts["none"])
         for key in ("floor", "sprof"):
             added = median([a - b for a, b in zip(starts[key], starts["none"])
@@ -1372,24 +1376,11 @@ class Harness:
                          fmt(None if added is None else added * 1e3, "{:+.2f}"), "", ""])
         log("5. waiting threads' memory")
         waiting = 100
-
-        def waiting_memory(key, r):
-            run_dir = new_run_dir()
-            out = run_dir / "resident.txt"
-            run = self.profilers.run(key, 999, [BIN / "threadstart", waiting, out, "waiting"],
-                                     run_dir)
-            self.check("threadstart waiting", key, run, need_samples=False)
-            value = float(out.read_text()) if out.exists() else None
-            shutil.rmtree(run_dir, ignore_errors=True)
-            return value
-
-        resident = interleaved(configs, self.mode.true_batches, waiting_memory)
+        resident = threadstart_figures(waiting, "waiting")
         base_resident = median(resident["none"])
         for key in ("floor", "sprof"):
             added = median([(a - b) / waiting for a, b in zip(resident[key], resident["none"])
                             if a is not None and b is not None])
-            if key == "sprof":
-                self.facts["waiting_thread_kib"] = fmt(added, "{:.0f}")
             rows.append(["memory: %d threads waiting, under %s" % (waiting, Profilers.LABELS[key]),
                          "", "", "",
                          "resident %s KiB per thread (without: %s MB in all)"
