@@ -34,6 +34,10 @@ struct module_symbols {
     /* Its unwind table, located on the first address it must name. */
     enum { UNWIND_UNKNOWN, UNWIND_READY, UNWIND_NONE } unwind_state;
     struct sprof_unwind_table unwind;
+    /* The stripped function named last: addresses come in ascending order,
+     * so the next one is often in it too. */
+    uint64_t unnamed_start, unnamed_end;
+    const char *unnamed_name;
 };
 
 struct sprof_symbolizer {
@@ -43,7 +47,30 @@ struct sprof_symbolizer {
     struct sprof_string_table names; /* names made up here, kept until freed */
     Dwfl_Callbacks callbacks;
     bool reporting; /* between dwfl_report_begin and dwfl_report_end */
+    /* The addresses sprof_symbolizer_expect announced, ascending. */
+    const uint64_t *expected;
+    size_t expected_count;
 };
+
+void sprof_symbolizer_expect(struct sprof_symbolizer *s, const uint64_t *addresses, size_t count)
+{
+    s->expected = addresses;
+    s->expected_count = count;
+}
+
+/* Whether an announced address lies in [start, end). */
+static bool expects_within(const struct sprof_symbolizer *s, uint64_t start, uint64_t end)
+{
+    size_t low = 0, high = s->expected_count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (s->expected[middle] < start)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low < s->expected_count && s->expected[low] < end;
+}
 
 /* The preload's exit uses only what the module's own file holds: finding
  * and decompressing separate debug info (libc's under /usr/lib/debug cost
@@ -302,6 +329,72 @@ static void sort_symbols(struct function_symbol *symbols, size_t count)
     free(spare);
 }
 
+/* Keeps, of m's symbols (in table order), those containing an announced
+ * address, in the order and with the ends sort_symbols and the whole table
+ * would give them: a sizeless symbol ends at the next greater start of any
+ * symbol, or at once if another sizeless one follows it at the same start,
+ * and sorts after the sized ones at its start. Returns false, leaving the
+ * symbols as they were, if out of memory. */
+static bool keep_expected(const struct sprof_symbolizer *s, struct module_symbols *m)
+{
+    size_t sizeless_count = 0;
+    for (size_t i = 0; i < m->count; i++)
+        sizeless_count += m->symbols[i].end == m->symbols[i].start;
+    struct function_symbol *sizeless = malloc((sizeless_count + 1) * sizeof *sizeless);
+    struct function_symbol *merged = malloc((m->count + 1) * sizeof *merged);
+    if (!sizeless || !merged) {
+        free(sizeless);
+        free(merged);
+        return false;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < m->count; i++) {
+        if (m->symbols[i].end == m->symbols[i].start)
+            sizeless[k++] = m->symbols[i];
+    }
+    sort_symbols(sizeless, sizeless_count); /* by start; stable, so table order at one */
+    /* Each start reaches back to the last sizeless symbol before it, which
+     * ends at the nearest; one never reached stays empty. */
+    for (size_t i = 0; sizeless_count > 0 && i < m->count; i++) {
+        uint64_t start = m->symbols[i].start;
+        size_t low = 0, high = sizeless_count;
+        while (low < high) {
+            size_t middle = low + (high - low) / 2;
+            if (sizeless[middle].start < start)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        struct function_symbol *before = low > 0 ? &sizeless[low - 1] : NULL;
+        if (before && (before->end == before->start || start < before->end))
+            before->end = start;
+    }
+    size_t sizeless_kept = 0;
+    for (size_t j = 0; j < sizeless_count; j++) {
+        if (expects_within(s, sizeless[j].start, sizeless[j].end))
+            sizeless[sizeless_kept++] = sizeless[j];
+    }
+    size_t sized_kept = 0;
+    for (size_t i = 0; i < m->count; i++) {
+        const struct function_symbol *f = &m->symbols[i];
+        if (f->end > f->start && expects_within(s, f->start, f->end))
+            m->symbols[sized_kept++] = *f;
+    }
+    sort_symbols(m->symbols, sized_kept);
+    /* Merged: at one start, the sized ones first. */
+    size_t i = 0, j = 0, n = 0;
+    while (i < sized_kept || j < sizeless_kept) {
+        bool take_sized =
+            j == sizeless_kept || (i < sized_kept && m->symbols[i].start <= sizeless[j].start);
+        merged[n++] = take_sized ? m->symbols[i++] : sizeless[j++];
+    }
+    free(sizeless);
+    free(m->symbols);
+    m->symbols = merged;
+    m->count = n;
+    return true;
+}
+
 static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Module *mod)
 {
     for (size_t i = 0; i < s->module_count; i++) {
@@ -317,6 +410,7 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
     m->symbols = NULL;
     m->count = 0;
     m->unwind_state = UNWIND_UNKNOWN;
+    m->unnamed_name = NULL;
     int total = dwfl_module_getsymtab(mod);
     if (total <= 0)
         return m;
@@ -333,6 +427,8 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
             continue;
         m->symbols[m->count++] = (struct function_symbol){address, address + sym.st_size, name};
     }
+    if (s->expected_count > 0 && keep_expected(s, m))
+        return m;
     sort_symbols(m->symbols, m->count);
     /* A sizeless function ends where the next one starts. */
     for (size_t i = 0; i + 1 < m->count; i++) {
@@ -384,6 +480,8 @@ static const char *unnamed_function(struct sprof_symbolizer *s, Dwfl_Module *mod
     if (m->unwind_state == UNWIND_UNKNOWN)
         m->unwind_state = sprof_unwind_table_open(elf, &m->unwind) ? UNWIND_READY : UNWIND_NONE;
     uint64_t start, end;
+    if (m->unnamed_name && m->unnamed_start <= address - bias && address - bias < m->unnamed_end)
+        return m->unnamed_name;
     if (m->unwind_state != UNWIND_READY ||
         !sprof_unwind_table_find(&m->unwind, address - bias, &start, &end))
         return NULL;
@@ -395,7 +493,12 @@ static const char *unnamed_function(struct sprof_symbolizer *s, Dwfl_Module *mod
     if (length < 0 || (size_t)length >= sizeof name)
         return NULL;
     uint32_t id = sprof_string_table_intern(&s->names, name, (size_t)length);
-    return id ? sprof_string_table_get(&s->names, id) : NULL;
+    if (!id)
+        return NULL;
+    m->unnamed_start = start;
+    m->unnamed_end = end;
+    m->unnamed_name = sprof_string_table_get(&s->names, id);
+    return m->unnamed_name;
 }
 
 int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,

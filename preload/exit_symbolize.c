@@ -240,6 +240,8 @@ void sprof_names_write(const char *path, const struct sprof_module_list *modules
             sorted[sorted_count++] = addresses.slots[i].key;
     }
     qsort(sorted, sorted_count, sizeof *sorted, compare_addresses);
+    if (sorted)
+        sprof_symbolizer_expect(symbolizer, sorted, sorted_count);
     struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
     for (size_t i = 0; i < sorted_count; i++) {
         uint64_t address = sorted[i];
