@@ -58,18 +58,70 @@ void sprof_symbolizer_expect(struct sprof_symbolizer *s, const uint64_t *address
     s->expected_count = count;
 }
 
-/* Whether an announced address lies in [start, end). */
-static bool expects_within(const struct sprof_symbolizer *s, uint64_t start, uint64_t end)
+/* The first announced address at or after value, searching [low, high). */
+static size_t first_expected(const struct sprof_symbolizer *s, size_t low, size_t high,
+                             uint64_t value)
 {
-    size_t low = 0, high = s->expected_count;
     while (low < high) {
         size_t middle = low + (high - low) / 2;
-        if (s->expected[middle] < start)
+        if (s->expected[middle] < value)
             low = middle + 1;
         else
             high = middle;
     }
-    return low < s->expected_count && s->expected[low] < end;
+    return low;
+}
+
+/* Where to start searching the announced addresses, by page of a module's
+ * code: a module's symbols are looked up in a few steps each, not in a
+ * search over every address (a tenth of cc1's exit). */
+struct expected_pages {
+    uint64_t low, high; /* the module's addresses */
+    uint32_t *first;    /* first[p]: first announced address in or after page p */
+    size_t pages;
+};
+
+#define EXPECTED_PAGE_SHIFT 12
+#define EXPECTED_MAX_PAGES ((size_t)1 << 20)
+
+/* Leaves index->first NULL (search everything) for a module too large, or
+ * without memory. */
+static void index_expected_pages(const struct sprof_symbolizer *s, Dwfl_Module *mod,
+                                 struct expected_pages *index)
+{
+    Dwarf_Addr low, high;
+    dwfl_module_info(mod, NULL, &low, &high, NULL, NULL, NULL, NULL);
+    index->first = NULL;
+    if (high <= low || ((high - low) >> EXPECTED_PAGE_SHIFT) >= EXPECTED_MAX_PAGES ||
+        s->expected_count > UINT32_MAX)
+        return;
+    index->low = low;
+    index->high = high;
+    index->pages = ((high - low) >> EXPECTED_PAGE_SHIFT) + 1;
+    index->first = malloc((index->pages + 1) * sizeof *index->first);
+    if (!index->first)
+        return;
+    size_t at = first_expected(s, 0, s->expected_count, low);
+    for (size_t page = 0; page <= index->pages; page++) {
+        uint64_t page_start = low + ((uint64_t)page << EXPECTED_PAGE_SHIFT);
+        while (at < s->expected_count && s->expected[at] < page_start)
+            at++;
+        index->first[page] = (uint32_t)at;
+    }
+}
+
+/* Whether an announced address lies in [start, end). */
+static bool expects_within(const struct sprof_symbolizer *s, const struct expected_pages *index,
+                           uint64_t start, uint64_t end)
+{
+    size_t at;
+    if (index->first && start >= index->low && start < index->high) {
+        size_t page = (start - index->low) >> EXPECTED_PAGE_SHIFT;
+        at = first_expected(s, index->first[page], index->first[page + 1], start);
+    } else {
+        at = first_expected(s, 0, s->expected_count, start);
+    }
+    return at < s->expected_count && s->expected[at] < end;
 }
 
 /* The preload's exit uses only what the module's own file holds: finding
@@ -337,6 +389,8 @@ static void sort_symbols(struct function_symbol *symbols, size_t count)
  * symbols as they were, if out of memory. */
 static bool keep_expected(const struct sprof_symbolizer *s, struct module_symbols *m)
 {
+    struct expected_pages pages;
+    index_expected_pages(s, m->module, &pages);
     size_t sizeless_count = 0;
     for (size_t i = 0; i < m->count; i++)
         sizeless_count += m->symbols[i].end == m->symbols[i].start;
@@ -345,6 +399,7 @@ static bool keep_expected(const struct sprof_symbolizer *s, struct module_symbol
     if (!sizeless || !merged) {
         free(sizeless);
         free(merged);
+        free(pages.first);
         return false;
     }
     size_t k = 0;
@@ -371,13 +426,13 @@ static bool keep_expected(const struct sprof_symbolizer *s, struct module_symbol
     }
     size_t sizeless_kept = 0;
     for (size_t j = 0; j < sizeless_count; j++) {
-        if (expects_within(s, sizeless[j].start, sizeless[j].end))
+        if (expects_within(s, &pages, sizeless[j].start, sizeless[j].end))
             sizeless[sizeless_kept++] = sizeless[j];
     }
     size_t sized_kept = 0;
     for (size_t i = 0; i < m->count; i++) {
         const struct function_symbol *f = &m->symbols[i];
-        if (f->end > f->start && expects_within(s, f->start, f->end))
+        if (f->end > f->start && expects_within(s, &pages, f->start, f->end))
             m->symbols[sized_kept++] = *f;
     }
     sort_symbols(m->symbols, sized_kept);
@@ -389,6 +444,7 @@ static bool keep_expected(const struct sprof_symbolizer *s, struct module_symbol
         merged[n++] = take_sized ? m->symbols[i++] : sizeless[j++];
     }
     free(sizeless);
+    free(pages.first);
     free(m->symbols);
     m->symbols = merged;
     m->count = n;
