@@ -18,25 +18,32 @@
 
 /* The real functions, resolved once at start-up: _exit and execve are
  * async-signal-safe and programs call them from signal handlers, where
- * dlsym may not run. */
-static const char *const real_names[] = {"dlopen",  "dlclose", "execve", "execv",
-                                         "execvp",  "execvpe", "fexecve", "execveat",
-                                         "_exit",   "_Exit",   "prctl",  "syscall"};
-static void *real_pointers[sizeof real_names / sizeof real_names[0]];
+ * dlsym may not run. Found by index: libunwind calls syscall() in every
+ * sample, and a search by name cost a tenth of sprof's own part of it. */
+enum real_id {
+    REAL_DLOPEN, REAL_DLCLOSE, REAL_EXECVE, REAL_EXECV, REAL_EXECVP, REAL_EXECVPE,
+    REAL_FEXECVE, REAL_EXECVEAT, REAL_EXIT, REAL_EXIT_UPPER, REAL_PRCTL, REAL_SYSCALL,
+    REAL_COUNT
+};
+static const char *const real_names[REAL_COUNT] = {
+    [REAL_DLOPEN] = "dlopen",     [REAL_DLCLOSE] = "dlclose",   [REAL_EXECVE] = "execve",
+    [REAL_EXECV] = "execv",       [REAL_EXECVP] = "execvp",     [REAL_EXECVPE] = "execvpe",
+    [REAL_FEXECVE] = "fexecve",   [REAL_EXECVEAT] = "execveat", [REAL_EXIT] = "_exit",
+    [REAL_EXIT_UPPER] = "_Exit",  [REAL_PRCTL] = "prctl",       [REAL_SYSCALL] = "syscall",
+};
+static void *real_pointers[REAL_COUNT];
 
 void sprof_interposed_init(void)
 {
-    for (size_t i = 0; i < sizeof real_names / sizeof real_names[0]; i++)
+    for (size_t i = 0; i < REAL_COUNT; i++)
         real_pointers[i] = dlsym(RTLD_NEXT, real_names[i]);
 }
 
-static void *real_function(const char *name)
+static void *real_function(enum real_id id)
 {
-    for (size_t i = 0; i < sizeof real_names / sizeof real_names[0]; i++) {
-        if (real_pointers[i] && !strcmp(real_names[i], name))
-            return real_pointers[i];
-    }
-    return dlsym(RTLD_NEXT, name); /* before start-up only */
+    if (real_pointers[id])
+        return real_pointers[id];
+    return dlsym(RTLD_NEXT, real_names[id]); /* before start-up only */
 }
 
 /* Every thread is sampled from its first instruction, with no call from
@@ -65,7 +72,7 @@ typedef void *(*dlopen_fn)(const char *, int);
  * even after a dlclose or a kill. */
 SPROF_EXPORT void *dlopen(const char *file, int mode)
 {
-    dlopen_fn fn = (dlopen_fn)real_function("dlopen");
+    dlopen_fn fn = (dlopen_fn)real_function(REAL_DLOPEN);
     if (!fn)
         return NULL;
     /* No sample inside the loader's locks: libunwind would call into the
@@ -83,7 +90,7 @@ SPROF_EXPORT void *dlopen(const char *file, int mode)
 
 SPROF_EXPORT int dlclose(void *handle)
 {
-    int (*fn)(void *) = (int (*)(void *))real_function("dlclose");
+    int (*fn)(void *) = (int (*)(void *))real_function(REAL_DLCLOSE);
     if (!fn)
         return -1;
     sigset_t old;
@@ -102,9 +109,9 @@ typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
 
 
-#define CALL_REAL(type, name, ...)                             \
+#define CALL_REAL(type, id, ...)                               \
     do {                                                       \
-        type fn_ = (type)real_function(name);                  \
+        type fn_ = (type)real_function(id);                    \
         if (!fn_) {                                            \
             errno = ENOSYS;                                    \
             return -1;                                         \
@@ -126,33 +133,33 @@ typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int)
 
 SPROF_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    CALL_REAL(execve_fn, "execve", path, argv, envp);
+    CALL_REAL(execve_fn, REAL_EXECVE, path, argv, envp);
 }
 
 SPROF_EXPORT int execv(const char *path, char *const argv[])
 {
-    CALL_REAL(execv_fn, "execv", path, argv);
+    CALL_REAL(execv_fn, REAL_EXECV, path, argv);
 }
 
 SPROF_EXPORT int execvp(const char *file, char *const argv[])
 {
-    CALL_REAL(execv_fn, "execvp", file, argv);
+    CALL_REAL(execv_fn, REAL_EXECVP, file, argv);
 }
 
 SPROF_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    CALL_REAL(execve_fn, "execvpe", file, argv, envp);
+    CALL_REAL(execve_fn, REAL_EXECVPE, file, argv, envp);
 }
 
 SPROF_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    CALL_REAL(fexecve_fn, "fexecve", fd, argv, envp);
+    CALL_REAL(fexecve_fn, REAL_FEXECVE, fd, argv, envp);
 }
 
 SPROF_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
                           int flags)
 {
-    CALL_REAL(execveat_fn, "execveat", dirfd, path, argv, envp, flags);
+    CALL_REAL(execveat_fn, REAL_EXECVEAT, dirfd, path, argv, envp, flags);
 }
 
 /* execl, execlp, execle: collect the arguments, then go through the
@@ -234,7 +241,7 @@ typedef void (*exit_fn)(int);
 SPROF_EXPORT void _exit(int status)
 {
     sprof_stop(true);
-    exit_fn fn = (exit_fn)real_function("_exit");
+    exit_fn fn = (exit_fn)real_function(REAL_EXIT);
     if (fn)
         fn(status);
     for (;;)
@@ -244,7 +251,7 @@ SPROF_EXPORT void _exit(int status)
 SPROF_EXPORT void _Exit(int status)
 {
     sprof_stop(true);
-    exit_fn fn = (exit_fn)real_function("_Exit");
+    exit_fn fn = (exit_fn)real_function(REAL_EXIT_UPPER);
     if (fn)
         fn(status);
     for (;;)
@@ -265,7 +272,7 @@ __attribute__((no_sanitize_address)) SPROF_EXPORT int prctl(int option, ...)
     va_end(args);
     if (option == PR_SET_SECCOMP)
         sprof_stop_before_sandbox(a2 == SECCOMP_MODE_STRICT ? "strict" : "filter");
-    int (*real)(int, ...) = (int (*)(int, ...))real_function("prctl");
+    int (*real)(int, ...) = (int (*)(int, ...))real_function(REAL_PRCTL);
     return real(option, a2, a3, a4, a5);
 }
 
@@ -280,6 +287,6 @@ __attribute__((no_sanitize_address)) SPROF_EXPORT long syscall(long number, ...)
     va_end(args);
     if (number == SYS_seccomp && (a1 == SECCOMP_SET_MODE_STRICT || a1 == SECCOMP_SET_MODE_FILTER))
         sprof_stop_before_sandbox(a1 == SECCOMP_SET_MODE_STRICT ? "strict" : "filter");
-    long (*real)(long, ...) = (long (*)(long, ...))real_function("syscall");
+    long (*real)(long, ...) = (long (*)(long, ...))real_function(REAL_SYSCALL);
     return real(number, a1, a2, a3, a4, a5, a6);
 }
