@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +43,25 @@ uint64_t sprof_monotonic_ns(void)
 
 /* At most one line on the program's stderr, ever. Async-signal-safe: no
  * stdio, so it may run from _exit in a signal handler. */
+static void note_stderr(void)
+{
+    struct stat st;
+    sprof.stderr_known = sprof_fstat_raw(STDERR_FILENO, &st) == 0;
+    sprof.stderr_dev = sprof.stderr_known ? st.st_dev : 0;
+    sprof.stderr_ino = sprof.stderr_known ? st.st_ino : 0;
+}
+
+/* Whether fd 2 is still the stderr the program started with. */
+static bool stderr_unchanged(void)
+{
+    struct stat st;
+    return sprof.stderr_known && sprof_fstat_raw(STDERR_FILENO, &st) == 0 &&
+           st.st_dev == sprof.stderr_dev && st.st_ino == sprof.stderr_ino;
+}
+
 static void print_line(const char *text)
 {
-    if (sprof.stderr_line_printed || !sprof.prints_line)
+    if (sprof.stderr_line_printed || !sprof.prints_line || !stderr_unchanged())
         return;
     sprof.stderr_line_printed = true;
     /* Static: this may run on a small alternate signal stack. */
@@ -91,8 +108,11 @@ static uint64_t new_run_id(void)
 }
 
 /* Reads SPROF_RUN ("<run id>:<root pid>:<trace path>"), set by the run's
- * first process; false when we are that first process. */
-static bool inherited_run(uint64_t *run_id, int *root_pid, const char **root_path)
+ * first process; false when we are that first process. A negative root pid
+ * says the run's one line was already printed, by an image of the first
+ * process that then exec'd (line_said, when not NULL). */
+static bool inherited_run(uint64_t *run_id, int *root_pid, const char **root_path,
+                          bool *line_said)
 {
     const char *value = getenv(RUN_VARIABLE);
     if (!value)
@@ -103,12 +123,32 @@ static bool inherited_run(uint64_t *run_id, int *root_pid, const char **root_pat
     if (errno || end == value || *end != ':')
         return false;
     long pid = strtol(end + 1, &end, 10);
-    if (errno || *end != ':' || end[1] != '/' || pid <= 0)
+    if (errno || *end != ':' || end[1] != '/' || pid == 0 || pid < -INT_MAX || pid > INT_MAX)
         return false;
     *run_id = id;
-    *root_pid = (int)pid;
+    *root_pid = (int)(pid < 0 ? -pid : pid);
     *root_path = end + 1;
+    if (line_said)
+        *line_said = pid < 0;
     return true;
+}
+
+/* A line printed while starting: the images this one execs (the same
+ * process, still the first) inherit SPROF_RUN marked, and print none. */
+static void print_start_line(const char *text)
+{
+    bool printed_before = sprof.stderr_line_printed;
+    print_line(text);
+    uint64_t run_id;
+    int root_pid;
+    const char *root_path;
+    bool said;
+    if (printed_before || !sprof.stderr_line_printed ||
+        !inherited_run(&run_id, &root_pid, &root_path, &said) || said)
+        return;
+    char value[4300];
+    snprintf(value, sizeof value, "%016" PRIx64 ":-%d:%s", run_id, root_pid, root_path);
+    setenv(RUN_VARIABLE, value, 1);
 }
 
 /* Whether path holds a trace of this run: an earlier image of this
@@ -162,7 +202,7 @@ static bool open_trace(const char *path)
         char text[4400];
         snprintf(text, sizeof text, "cannot write trace %s (%s); not profiling", path,
                  strerror(error));
-        print_line(text);
+        print_start_line(text);
         return false;
     }
     return true;
@@ -198,11 +238,13 @@ __attribute__((constructor)) static void sprof_start(void)
     uint64_t run_id = 0;
     int root_pid = 0;
     const char *root_path = NULL;
-    bool child = inherited_run(&run_id, &root_pid, &root_path);
+    bool line_said = false;
+    bool child = inherited_run(&run_id, &root_pid, &root_path, &line_said);
     /* A first process that exec'd another program is still the first: it
      * prints the run's line (into a trace of its own: trace.bin is taken). */
     sprof.root = !child;
-    sprof.prints_line = !child || root_pid == getpid();
+    sprof.prints_line = !child || (root_pid == getpid() && !line_said);
+    note_stderr();
 
     char cwd[4096];
     const char *base = getcwd(cwd, sizeof cwd) ? cwd : NULL;
@@ -233,7 +275,7 @@ __attribute__((constructor)) static void sprof_start(void)
                                  sprof.settings.signal_number)) {
         char text[400];
         snprintf(text, sizeof text, "%s; not profiling", sprof.plan.notice);
-        print_line(text);
+        print_start_line(text);
         return;
     }
     sprof_sampler.signal_number = sprof.settings.signal_number;
@@ -251,7 +293,7 @@ __attribute__((constructor)) static void sprof_start(void)
         char text[256];
         snprintf(text, sizeof text, "cannot install the signal handler (%s); not profiling",
                  strerror(error));
-        print_line(text);
+        print_start_line(text);
         return;
     }
     if (!open_trace(path))
@@ -269,7 +311,7 @@ __attribute__((constructor)) static void sprof_start(void)
         char text[sizeof sprof.settings.warnings + sizeof sprof_sampler.trace_path + 16];
         snprintf(text, sizeof text, "%s; trace: %s", sprof.settings.warnings,
                  sprof_sampler.trace_path);
-        print_line(text);
+        print_start_line(text);
     }
 }
 
@@ -492,7 +534,7 @@ static void on_fork_child(void)
     uint64_t run_id;
     int root_pid;
     const char *root_path = NULL;
-    if (!inherited_run(&run_id, &root_pid, &root_path)) {
+    if (!inherited_run(&run_id, &root_pid, &root_path, NULL)) {
         atomic_store(&sprof.active, false);
         return;
     }

@@ -29,6 +29,12 @@ struct sprof_profiler {
     uint64_t start_user_ns, start_system_ns;
     pthread_key_t thread_key; /* its destructor ends a thread's sampling */
     bool stderr_line_printed; /* at most one line per process, ever */
+    /* The stderr the program was started with, the only one the line may
+     * go to: a program started with fd 2 closed gets it back from its first
+     * open, and a line there would land in the program's own file. */
+    bool stderr_known;
+    dev_t stderr_dev;
+    ino_t stderr_ino;
     pid_t pid;                /* this process; differs in a vfork child */
 };
 extern struct sprof_profiler sprof;

@@ -385,6 +385,37 @@ def host_unchanged(env):
 
 
 @test
+def stderr_kept(env):
+    """The line goes only to the stderr the program started with. Started
+    with fd 2 closed, a program's first open gets fd 2, and the file it
+    writes there holds what it holds without sprof; the trace is whole. A
+    run of programs that exec one another prints one line, even when each
+    would have a warning to give."""
+    outputs = {}
+    for profiled in (False, True):
+        path = os.path.join(env.workdir, f"file-{int(profiled)}.txt")
+        result = env.run(["sh", "-c", 'exec 2>&- "$0" "$1"', env.program("stderrfile"), path],
+                         trace="closed.bin", profile=profiled)
+        check(result.returncode == 0, f"stderrfile failed: {result.stderr!r}")
+        outputs[profiled] = open(path).read()
+    check(outputs[False] == "fd=2\n", f"without sprof the file holds {outputs[False]!r}")
+    check(outputs[True] == outputs[False],
+          f"under sprof the program's file holds {outputs[True]!r}, without {outputs[False]!r}")
+    check(int(env.summary("closed.bin")["samples"]) > 100, "too few samples with stderr closed")
+    # An exec chain under a bad setting and under an unwritable output.
+    chain = ["sh", "-c", 'exec env env "$0" 100', env.program("split")]
+    result = env.run(chain, trace="chain-bad.bin", extra_env={"SPROF_FREQ": "fast"})
+    lines = result.stderr.splitlines()
+    check(result.returncode == 0 and len(lines) == 1 and "SPROF_FREQ" in lines[0],
+          f"a bad setting in an exec chain printed {lines}")
+    result = env.run(chain, trace="chain-out.bin",
+                     extra_env={"SPROF_OUTPUT": "/proc/sprof-cannot-write.bin"})
+    lines = result.stderr.splitlines()
+    check(result.returncode == 0 and len(lines) == 1 and "cannot write" in lines[0],
+          f"an unwritable output in an exec chain printed {lines}")
+
+
+@test
 def bad_settings(env):
     """A bad setting gets one clear line on stderr and its default; the
     program still runs and is profiled."""
