@@ -240,16 +240,19 @@ SPROF_EXPORT int accept4(int fd, struct sockaddr *address, socklen_t *length, in
     FD_CALL(REAL(accept4)(fd, address, length, flags));
 }
 
-/* Inside the unwinding window, the pipe is libunwind's: numbered high, at
- * 1024 like sprof's own descriptors, so that the program's lowest free
- * numbers stay what they would be without sprof. Under a limit below 2048
- * it stays where it is: the upper half of a small limit is where programs
- * put descriptors they mean to find again (CPython's
- * test_close_fds_when_max_fd_is_lowered, at a limit of 29). */
+/* Inside the unwinding window, the pipe is libunwind's: numbered high like
+ * sprof's own descriptors (at 1024, or in the upper half of a limit below
+ * 2048, such as the common 1024), so that the program's lowest free numbers
+ * stay what they would be without sprof. Under a limit below 64 it stays
+ * where it is: there the upper half is where programs put descriptors they
+ * mean to find again (CPython's test_close_fds_when_max_fd_is_lowered, at a
+ * limit of 29). */
+#define UNWINDER_PIPE_MOVES_AT_LIMIT 64
+
 static int unwinder_pipe_made(int result, int fds[2])
 {
     if (result == 0) {
-        if (sprof_fd_limit() >= 2048) {
+        if (sprof_fd_limit() >= UNWINDER_PIPE_MOVES_AT_LIMIT) {
             fds[0] = sprof_move_fd_high(fds[0], NULL);
             fds[1] = sprof_move_fd_high(fds[1], NULL);
         }
