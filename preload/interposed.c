@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "module_list.h"
 #include "profiler.h"
 #include "sample_handler.h"
 #include "signals.h"
@@ -68,6 +69,12 @@ SPROF_EXPORT int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 typedef void *(*dlopen_fn)(const char *, int);
 
 
+void *sprof_real_dlopen(const char *file, int mode)
+{
+    dlopen_fn fn = (dlopen_fn)real_function(REAL_DLOPEN);
+    return fn ? fn(file, mode) : NULL;
+}
+
 /* Loaded objects are recorded at once, so their functions can be named
  * even after a dlclose or a kill. */
 SPROF_EXPORT void *dlopen(const char *file, int mode)
@@ -93,10 +100,13 @@ SPROF_EXPORT int dlclose(void *handle)
     int (*fn)(void *) = (int (*)(void *))real_function(REAL_DLCLOSE);
     if (!fn)
         return -1;
+    struct sprof_object_spans before;
+    sprof_object_spans_take(&before);
     sigset_t old;
     sprof_signals_hold_sampling(&old);
     int result = fn(handle);
     sprof_signals_release_sampling(&old);
+    sprof_object_spans_reserve_unmapped(&before);
     return result;
 }
 

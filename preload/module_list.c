@@ -4,10 +4,14 @@
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include "profiler.h"
 #include "sample_handler.h"
 #include "signals.h"
 #include "trace_codec.h"
@@ -194,6 +198,114 @@ bool sprof_code_segment(const char *name, uintptr_t address, uintptr_t range[2])
 {
     struct code_search search = {name, address, range};
     return dl_iterate_phdr(find_code_segment, &search) != 0;
+}
+
+/* The lowest and highest address of an object's loadable segments. */
+static bool object_span(const struct dl_phdr_info *info, uintptr_t *start, uintptr_t *end)
+{
+    *start = UINTPTR_MAX;
+    *end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t low = info->dlpi_addr + ph->p_vaddr;
+        if (low < *start)
+            *start = low;
+        if (low + ph->p_memsz > *end)
+            *end = low + ph->p_memsz;
+    }
+    return *start < *end;
+}
+
+static int add_span(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct sprof_object_spans *spans = data;
+    uintptr_t start, end;
+    if (!object_span(info, &start, &end))
+        return 0;
+    struct sprof_object_span *grown =
+        realloc(spans->spans, (spans->count + 1) * sizeof *spans->spans);
+    if (!grown)
+        return 1;
+    spans->spans = grown;
+    spans->spans[spans->count++] = (struct sprof_object_span){info->dlpi_addr, start, end};
+    return 0;
+}
+
+void sprof_object_spans_take(struct sprof_object_spans *spans)
+{
+    spans->count = 0;
+    spans->spans = NULL;
+    if (!atomic_load(&sprof.active))
+        return;
+    sigset_t old;
+    sprof_signals_hold_sampling(&old);
+    dl_iterate_phdr(add_span, spans);
+    sprof_signals_release_sampling(&old);
+}
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#define MAX_RESERVED_SPANS 64
+#define MAX_RESERVED_BYTES ((uint64_t)1 << 30)
+
+static _Atomic unsigned reserved_spans;
+static _Atomic uint64_t reserved_bytes;
+
+static bool address_space_limited(void)
+{
+    struct rlimit limit;
+    return getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY;
+}
+
+static void reserve_span(uintptr_t start, uintptr_t end)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    start &= ~(uintptr_t)(page - 1);
+    end = (end + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    size_t size = end - start;
+    if (atomic_fetch_add(&reserved_spans, 1) >= MAX_RESERVED_SPANS ||
+        atomic_fetch_add(&reserved_bytes, size) + size > MAX_RESERVED_BYTES)
+        return;
+    void *at = mmap((void *)start, size, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    /* A kernel without MAP_FIXED_NOREPLACE takes the address as a hint. */
+    if (at != MAP_FAILED && at != (void *)start)
+        munmap(at, size);
+}
+
+static int clear_if_still_mapped(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct sprof_object_spans *before = data;
+    uintptr_t start, end;
+    if (!object_span(info, &start, &end))
+        return 0;
+    for (size_t i = 0; i < before->count; i++) {
+        if (before->spans[i].bias == info->dlpi_addr && before->spans[i].start == start)
+            before->spans[i].end = 0; /* still there */
+    }
+    return 0;
+}
+
+void sprof_object_spans_reserve_unmapped(struct sprof_object_spans *before)
+{
+    if (before->count > 0 && atomic_load(&sprof.active) && !address_space_limited()) {
+        sigset_t old;
+        sprof_signals_hold_sampling(&old);
+        dl_iterate_phdr(clear_if_still_mapped, before);
+        sprof_signals_release_sampling(&old);
+        for (size_t i = 0; i < before->count; i++) {
+            if (before->spans[i].end > before->spans[i].start)
+                reserve_span(before->spans[i].start, before->spans[i].end);
+        }
+    }
+    free(before->spans);
+    before->spans = NULL;
+    before->count = 0;
 }
 
 void sprof_module_list_free(struct sprof_module_list *list)

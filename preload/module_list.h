@@ -52,4 +52,19 @@ void sprof_module_list_free(struct sprof_module_list *list);
  * starts with it. False if none. */
 bool sprof_code_segment(const char *name, uintptr_t address, uintptr_t range[2]);
 
+/* The address spans of the loaded objects, taken before a dlclose. After
+ * it, the spans of the objects it unmapped are reserved (PROT_NONE, no
+ * memory), so that a library loaded later lands elsewhere: at the same
+ * addresses its functions would take the names of the unloaded one's
+ * samples. At most 64 spans and 1 GiB in all, and none under an
+ * address-space limit (ulimit -v), where the program needs the room. */
+struct sprof_object_spans {
+    size_t count;
+    struct sprof_object_span {
+        uintptr_t bias, start, end;
+    } *spans;
+};
+void sprof_object_spans_take(struct sprof_object_spans *spans);
+void sprof_object_spans_reserve_unmapped(struct sprof_object_spans *before);
+
 #endif

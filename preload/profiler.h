@@ -140,6 +140,10 @@ bool sprof_fd_budget_give_back(void);
 /* When that first happened, in ns since the start plus one; 0 if never. */
 extern _Atomic uint64_t sprof_fd_pressure_ns;
 void sprof_interposed_init(void);
+/* The real dlopen, for sprof's own library: not recorded among the
+ * program's modules, so it names none of the program's addresses, even
+ * where it lands on a span a dlclose left. */
+void *sprof_real_dlopen(const char *file, int mode);
 
 /* Finds libsprof-names.so (exit_names.h) beside libsprof.so, while the
  * start's working directory still resolves a relative LD_PRELOAD path. */

@@ -258,7 +258,7 @@ static sprof_names_write_fn *load_names_writer(char *why, size_t size)
         snprintf(why, size, "the directory of libsprof.so is unknown");
         return NULL;
     }
-    void *library = dlopen(names_library_path, RTLD_NOW | RTLD_LOCAL);
+    void *library = sprof_real_dlopen(names_library_path, RTLD_NOW | RTLD_LOCAL);
     if (!library) {
         const char *error = dlerror();
         snprintf(why, size, "%s", error ? error : names_library_path);
@@ -317,6 +317,10 @@ void sprof_trace_finish(void)
         encode_info("the program closed %u perf_event descriptors of sprof's behind its back (a "
                     "raw close system call); their threads were given new ones",
                     rearmed);
+    /* The program's modules, before sprof loads its own naming library:
+     * that and libdw may land on a span a dlclose left, and must not name
+     * the samples taken there. */
+    sprof_module_list_update(&modules, &encoder);
     sprof_names_write_fn *write_names = NULL;
     /* Only a trace with addresses loads libdw: most processes of a shell
      * script end before their first sample. */
@@ -334,7 +338,6 @@ void sprof_trace_finish(void)
             encode_notice(&encoder, SPROF_NOTICE_INFO, text);
         }
     }
-    sprof_module_list_update(&modules, &encoder);
     append_encoded();
     if (write_names)
         write_names(sprof_sampler.trace_path, &modules, sprof_trace_append);

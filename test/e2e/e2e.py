@@ -416,6 +416,31 @@ def stderr_kept(env):
 
 
 @test
+def plugins_reloaded(env):
+    """Two plugins alike but for their function names, loaded one after the
+    other and each unloaded before the next: the loader puts the second at
+    the first's addresses, yet each one's time keeps its own name (half
+    each), not the later one's."""
+    second = os.path.join(os.path.dirname(env.plugin), "libsprof-test-plugin-second.so")
+    command = [env.program("plugins"), env.plugin, second]
+    plain = run_ok(env, command, profile=False).stdout.strip()
+    print(f"  without sprof: {plain}")
+    if not plain.endswith("yes"):
+        raise Skip("this loader did not reuse the first plugin's addresses")
+    result = run_ok(env, command, trace="plugins.bin", extra_env={"SPROF_QUIET": "1"})
+    print(f"  under sprof: {result.stdout.strip()}")
+    rows = env.functions("plugins.bin")
+    expect_share(rows, "first_plugin_loop", "self_percent", 50, tolerance=5)
+    expect_share(rows, "second_plugin_loop", "self_percent", 50, tolerance=5)
+    # Each in its own file, not in a library loaded later where it was
+    # (sprof's own naming library among them, loaded at exit).
+    for name, path in (("first_plugin_loop", env.plugin), ("second_plugin_loop", second)):
+        module = rows[name]["module"]
+        check(os.path.realpath(module) == os.path.realpath(path),
+              f"{name} is placed in {module}, not {path}")
+
+
+@test
 def bad_settings(env):
     """A bad setting gets one clear line on stderr and its default; the
     program still runs and is profiled."""
@@ -1387,7 +1412,7 @@ def daemon(env):
     check(os.path.exists(os.path.join(env.workdir, "daemon.bin")),
           "no trace in the directory where the run started")
     rows = env.functions("daemon.bin")
-    for name in ("plugin_work", "before_closing", "after_closing"):
+    for name in ("first_plugin_loop", "before_closing", "after_closing"):
         samples = int(rows.get(name, {}).get("self_samples", 0))
         print(f"  {name:15} {samples} samples")
         check(samples > 100, f"{name} has {samples} samples")
