@@ -18,8 +18,21 @@
 
 struct scan {
     struct sprof_module_list *list;
-    struct sprof_encoder *enc;
     bool counters_checked; /* the loader's counters were looked at */
+    bool again;            /* a later pass: the counters say nothing */
+    /* New objects, copied out of the loader's lock: nothing is allocated
+     * inside it (see add_span). */
+    struct pending_module *pending;
+    size_t pending_count;
+    bool more; /* pending filled up: another pass */
+};
+
+#define PENDING_MAX 8
+
+struct pending_module {
+    struct sprof_module module; /* all but path and id */
+    bool named;                 /* dlpi_name was not empty */
+    char name[4096];
 };
 
 static void read_build_id(const struct dl_phdr_info *info, struct sprof_module *m)
@@ -104,6 +117,24 @@ static void write_module_record(struct sprof_encoder *enc, const struct sprof_mo
     sprof_encoder_end_record(enc);
 }
 
+/* The lowest and highest address of an object's loadable segments. */
+static bool object_span(const struct dl_phdr_info *info, uintptr_t *start, uintptr_t *end)
+{
+    *start = UINTPTR_MAX;
+    *end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t low = info->dlpi_addr + ph->p_vaddr;
+        if (low < *start)
+            *start = low;
+        if (low + ph->p_memsz > *end)
+            *end = low + ph->p_memsz;
+    }
+    return *start < *end;
+}
+
 static int visit(struct dl_phdr_info *info, size_t size, void *data)
 {
     struct scan *scan = data;
@@ -111,58 +142,76 @@ static int visit(struct dl_phdr_info *info, size_t size, void *data)
     if (!scan->counters_checked &&
         size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
         scan->counters_checked = true;
-        if (list->scanned && info->dlpi_adds == list->seen_adds &&
+        if (!scan->again && list->scanned && info->dlpi_adds == list->seen_adds &&
             info->dlpi_subs == list->seen_subs)
             return 1;
         list->seen_adds = info->dlpi_adds;
         list->seen_subs = info->dlpi_subs;
     }
-    uint64_t start = UINT64_MAX, end = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uint64_t low = info->dlpi_addr + ph->p_vaddr;
-        if (low < start)
-            start = low;
-        if (low + ph->p_memsz > end)
-            end = low + ph->p_memsz;
-    }
-    if (start >= end || already_recorded(list, info->dlpi_name, info->dlpi_addr, start))
+    uintptr_t start, end;
+    if (!object_span(info, &start, &end) ||
+        already_recorded(list, info->dlpi_name, info->dlpi_addr, start))
         return 0;
+    if (scan->pending_count == PENDING_MAX) {
+        scan->more = true;
+        return 1;
+    }
+    struct pending_module *p = &scan->pending[scan->pending_count++];
+    memset(&p->module, 0, sizeof p->module);
+    p->module.load_bias = info->dlpi_addr;
+    p->module.start = start;
+    p->module.end = end;
+    read_build_id(info, &p->module);
+    p->named = info->dlpi_name && *info->dlpi_name;
+    size_t length = p->named ? strnlen(info->dlpi_name, sizeof p->name - 1) : 0;
+    memcpy(p->name, p->named ? info->dlpi_name : "", length);
+    p->name[length] = '\0';
+    return 0;
+}
+
+/* Adds a module found by a pass, and writes its record. */
+static void record_module(struct sprof_module_list *list, struct sprof_encoder *enc,
+                          const struct pending_module *p)
+{
     if (list->count == list->capacity) {
         size_t capacity = list->capacity ? list->capacity * 2 : 32;
         struct sprof_module *modules = realloc(list->modules, capacity * sizeof *modules);
         if (!modules)
-            return 1;
+            return;
         list->modules = modules;
         list->capacity = capacity;
     }
     struct sprof_module *m = &list->modules[list->count];
-    memset(m, 0, sizeof *m);
-    m->path = module_path(info->dlpi_name, &m->has_file);
+    *m = p->module;
+    m->path = module_path(p->named ? p->name : NULL, &m->has_file);
     if (!m->path)
-        return 1;
+        return;
     m->id = (uint32_t)list->count;
-    m->load_bias = info->dlpi_addr;
-    m->start = start;
-    m->end = end;
-    read_build_id(info, m);
     list->count++;
-    write_module_record(scan->enc, m);
-    return 0;
+    write_module_record(enc, m);
 }
 
 void sprof_module_list_update(struct sprof_module_list *list, struct sprof_encoder *enc)
 {
-    struct scan scan = {.list = list, .enc = enc};
-    /* With the sampling signal blocked: a sample taken inside the loader's
-     * lock could make libunwind call into the loader again, and hang. */
-    sigset_t old;
-    sprof_signals_hold_sampling(&old);
-    dl_iterate_phdr(visit, &scan);
-    sprof_signals_release_sampling(&old);
-    list->scanned = true;
+    struct pending_module *pending = malloc(PENDING_MAX * sizeof *pending);
+    if (!pending)
+        return;
+    for (bool again = false;; again = true) {
+        struct scan scan = {.list = list, .again = again, .pending = pending};
+        /* With the sampling signal blocked: a sample taken inside the
+         * loader's lock could make libunwind call into the loader again,
+         * and hang. */
+        sigset_t old;
+        sprof_signals_hold_sampling(&old);
+        dl_iterate_phdr(visit, &scan);
+        sprof_signals_release_sampling(&old);
+        list->scanned = true;
+        for (size_t i = 0; i < scan.pending_count; i++)
+            record_module(list, enc, &pending[i]);
+        if (!scan.more)
+            break;
+    }
+    free(pending);
 }
 
 struct code_search {
@@ -200,37 +249,32 @@ bool sprof_code_segment(const char *name, uintptr_t address, uintptr_t range[2])
     return dl_iterate_phdr(find_code_segment, &search) != 0;
 }
 
-/* The lowest and highest address of an object's loadable segments. */
-static bool object_span(const struct dl_phdr_info *info, uintptr_t *start, uintptr_t *end)
+
+/* No allocation inside dl_iterate_phdr: it holds the loader's lock, and a
+ * thread sampled inside malloc waits for that lock in its handler
+ * (libunwind calls dl_iterate_phdr) while holding malloc's. */
+struct span_fill {
+    struct sprof_object_spans *spans;
+    size_t capacity;
+};
+
+static int count_object(struct dl_phdr_info *info, size_t size, void *data)
 {
-    *start = UINTPTR_MAX;
-    *end = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t low = info->dlpi_addr + ph->p_vaddr;
-        if (low < *start)
-            *start = low;
-        if (low + ph->p_memsz > *end)
-            *end = low + ph->p_memsz;
-    }
-    return *start < *end;
+    (void)info, (void)size;
+    (*(size_t *)data)++;
+    return 0;
 }
 
 static int add_span(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    struct sprof_object_spans *spans = data;
+    struct span_fill *fill = data;
     uintptr_t start, end;
-    if (!object_span(info, &start, &end))
-        return 0;
-    struct sprof_object_span *grown =
-        realloc(spans->spans, (spans->count + 1) * sizeof *spans->spans);
-    if (!grown)
+    if (fill->spans->count == fill->capacity)
         return 1;
-    spans->spans = grown;
-    spans->spans[spans->count++] = (struct sprof_object_span){info->dlpi_addr, start, end};
+    if (object_span(info, &start, &end))
+        fill->spans->spans[fill->spans->count++] =
+            (struct sprof_object_span){info->dlpi_addr, start, end};
     return 0;
 }
 
@@ -241,8 +285,16 @@ void sprof_object_spans_take(struct sprof_object_spans *spans)
     if (!atomic_load(&sprof.active))
         return;
     sigset_t old;
+    size_t objects = 0;
     sprof_signals_hold_sampling(&old);
-    dl_iterate_phdr(add_span, spans);
+    dl_iterate_phdr(count_object, &objects);
+    sprof_signals_release_sampling(&old);
+    struct span_fill fill = {spans, objects + 16}; /* room for some loaded meanwhile */
+    spans->spans = malloc(fill.capacity * sizeof *spans->spans);
+    if (!spans->spans)
+        return;
+    sprof_signals_hold_sampling(&old);
+    dl_iterate_phdr(add_span, &fill);
     sprof_signals_release_sampling(&old);
 }
 
