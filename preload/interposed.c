@@ -24,13 +24,14 @@
 enum real_id {
     REAL_DLOPEN, REAL_DLCLOSE, REAL_EXECVE, REAL_EXECV, REAL_EXECVP, REAL_EXECVPE,
     REAL_FEXECVE, REAL_EXECVEAT, REAL_EXIT, REAL_EXIT_UPPER, REAL_PRCTL, REAL_SYSCALL,
-    REAL_COUNT
+    REAL_LIBC_EXIT, REAL_COUNT
 };
 static const char *const real_names[REAL_COUNT] = {
     [REAL_DLOPEN] = "dlopen",     [REAL_DLCLOSE] = "dlclose",   [REAL_EXECVE] = "execve",
     [REAL_EXECV] = "execv",       [REAL_EXECVP] = "execvp",     [REAL_EXECVPE] = "execvpe",
     [REAL_FEXECVE] = "fexecve",   [REAL_EXECVEAT] = "execveat", [REAL_EXIT] = "_exit",
     [REAL_EXIT_UPPER] = "_Exit",  [REAL_PRCTL] = "prctl",       [REAL_SYSCALL] = "syscall",
+    [REAL_LIBC_EXIT] = "exit",
 };
 static void *real_pointers[REAL_COUNT];
 
@@ -244,6 +245,18 @@ SPROF_EXPORT int execle(const char *path, const char *arg, ...)
 }
 
 typedef void (*exit_fn)(int);
+
+/* exit from a second thread while the first is ending the trace would end
+ * the process in the middle of it: it waits for the first (at most 5 s). */
+SPROF_EXPORT void exit(int status)
+{
+    sprof_before_exit();
+    exit_fn fn = (exit_fn)real_function(REAL_LIBC_EXIT);
+    if (fn)
+        fn(status);
+    for (;;)
+        ;
+}
 
 /* _exit and _Exit skip destructors: write the samples out first. Programs
  * call them from signal handlers and in vfork children, so this path is

@@ -419,12 +419,65 @@ static unsigned count_other_traces(const char *path)
     return count;
 }
 
+static void stop_trace(bool quick);
+
+/* Threads that end the process at once (exit or _exit from two threads):
+ * the one ending the trace, the first to call exit, and whether the trace's
+ * end is written. The others wait for it, or the kernel would end the
+ * process in the middle of writing it (a helper's double_exit: no summary,
+ * 3 of 3 runs). */
+static _Atomic pid_t stopping_thread, exiting_thread;
+static _Atomic bool stop_finished;
+
+#define STOP_WAIT_MS 5000
+
+/* Async-signal-safe. */
+static void wait_for_stop(void)
+{
+    struct timespec nap = {0, 1000000};
+    for (int i = 0; i < STOP_WAIT_MS && !atomic_load(&stop_finished); i++)
+        nanosleep(&nap, NULL);
+}
+
+/* Makes no system call when no other thread is stopping (sandboxes). */
+static void wait_for_stop_elsewhere(void)
+{
+    pid_t stopper = atomic_load(&stopping_thread);
+    if (stopper == 0 || atomic_load(&stop_finished) || !sprof_in_profiled_process() ||
+        stopper == (pid_t)syscall(SYS_gettid))
+        return;
+    wait_for_stop();
+}
+
+void sprof_before_exit(void)
+{
+    if (!atomic_load(&sprof.active) && atomic_load(&stopping_thread) == 0)
+        return;
+    if (atomic_load(&stop_finished) || !sprof_in_profiled_process())
+        return;
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    pid_t owner = 0;
+    if (atomic_compare_exchange_strong(&exiting_thread, &owner, self) || owner == self)
+        return;
+    wait_for_stop();
+}
+
 void sprof_stop(bool quick)
 {
     /* No system call once stopped: a sandboxed program may forbid them. */
     if (!atomic_load(&sprof.active) || !sprof_in_profiled_process() ||
-        !atomic_exchange(&sprof.active, false))
+        !atomic_exchange(&sprof.active, false)) {
+        wait_for_stop_elsewhere();
         return;
+    }
+    atomic_store(&stopping_thread, (pid_t)syscall(SYS_gettid));
+    stop_trace(quick);
+    atomic_store(&stop_finished, true);
+}
+
+/* Ends the trace and says the line; sprof_stop lets one caller through. */
+static void stop_trace(bool quick)
+{
     /* Static: this may run in a signal handler on a small alternate stack;
      * the exchange above lets only one caller through. */
     static char path[sizeof sprof_sampler.trace_path];
@@ -495,6 +548,9 @@ static void on_fork_parent(void)
 
 static void on_fork_child(void)
 {
+    atomic_store(&stopping_thread, 0);
+    atomic_store(&exiting_thread, 0);
+    atomic_store(&stop_finished, false);
     atomic_store(&sprof_unwinds_running, 0);
     atomic_store(&sprof_fork_waiting, false);
     sprof_timers_after_fork_child();

@@ -44,6 +44,10 @@ uint64_t sprof_monotonic_ns(void);
  * safe, no symbols). Only in the process itself, never in a vfork child
  * that shares its memory. */
 void sprof_stop(bool quick);
+/* Called by the interposed exit: when another thread is already exiting,
+ * waits (at most 5 s) until it has ended the trace, or this thread's exit
+ * would end the process while the trace's end is being written. */
+void sprof_before_exit(void);
 /* Whether the calling process is the one profiled (not a vfork child). */
 bool sprof_in_profiled_process(void);
 

@@ -441,6 +441,20 @@ def plugins_reloaded(env):
 
 
 @test
+def exit_from_two_threads(env):
+    """Two threads call exit at once: the status is the program's, and the
+    trace has its end (the summary) every time, the second exit waiting for
+    the first to write it instead of ending the process under it."""
+    for run in range(5):
+        result = env.run([env.program("doubleexit")], trace=f"double-{run}.bin",
+                         extra_env={"SPROF_QUIET": "1"})
+        check(result.returncode == 3, f"run {run}: exit status {result.returncode}, not 3")
+        s = env.summary(f"double-{run}.bin")
+        check(s["processes_without_summary"] == "0", f"run {run}: the trace has no summary")
+        check(int(s["samples"]) > 100, f"run {run}: too few samples")
+
+
+@test
 def bad_settings(env):
     """A bad setting gets one clear line on stderr and its default; the
     program still runs and is profiled."""
