@@ -60,6 +60,10 @@ static _Atomic uint64_t last_sweep_ns;
  * the thread's state, not here), by the high-water mark of a program's
  * alternate stack (test/e2e/programs/altstack.c). */
 #define HANDLER_STACK_NEEDED (8 * 1024)
+/* Room below the handler's frame for a whole sample: libunwind's slow path
+ * and take_sample's frames, with a margin. Less, and the sample is taken on
+ * the thread's private stack. */
+#define UNWIND_STACK_NEEDED (32 * 1024)
 /* The frame index's size when a table starts: 16 KB. */
 #define INDEX_FIRST_CAPACITY 4096u
 /* A reopened trace descriptor is moved at least this high, out of the way
@@ -854,7 +858,10 @@ __attribute__((noinline)) static void warm_up_unwinder(struct sprof_thread *t, u
 enum stack_room { STACK_ROOMY, STACK_SHORT, STACK_UNKNOWN };
 
 /* Where this handler runs. On the thread's own stack, or an alternate
- * signal stack with room to unwind: roomy. On an alternate stack with too
+ * signal stack, with room to unwind: roomy. On the thread's own stack
+ * with less than UNWIND_STACK_NEEDED left (threads made with 16 KB stacks,
+ * a main thread under `ulimit -s 64`, deep recursion near the limit):
+ * short; libunwind overran such stacks. On an alternate stack with too
  * little (programs give their handlers small ones: CPython's faulthandler
  * 16 KB, Rust's about 8 KB; ours runs there too, SA_ONSTACK): short.
  * Anywhere else (a coroutine's stack from makecontext, of any size, maybe
@@ -864,7 +871,7 @@ static enum stack_room stack_room(const struct sprof_thread *t)
 {
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     if (here >= t->stack_low && here < t->stack_high)
-        return STACK_ROOMY;
+        return here - t->stack_low < UNWIND_STACK_NEEDED ? STACK_SHORT : STACK_ROOMY;
     stack_t alternate;
     if (sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK))
         return here - (uintptr_t)alternate.ss_sp < HANDLER_STACK_NEEDED ? STACK_SHORT
@@ -892,10 +899,8 @@ static bool make_private_stack(struct sprof_thread *t)
     return true;
 }
 
-/* sprof_call_on_stack(fn, arg, top): calls fn(arg) with the stack pointer
- * at top, then returns on the caller's stack. Its frame is a plain frame-
+/* sprof_call_on_stack (sample_handler.h): its frame is a plain frame-
  * pointer frame, so unwinding from fn crosses back to the handler. */
-void sprof_call_on_stack(void (*fn)(void *), void *arg, uintptr_t top);
 #if defined(__x86_64__)
 __asm__(".text\n"
         ".globl sprof_call_on_stack\n"

@@ -112,4 +112,8 @@ void sprof_sampler_alternate_stack_set(const stack_t *stack);
  * signal-safe. */
 void sprof_sampler_warm_up(struct sprof_thread *t);
 
+/* Calls fn(arg) with the stack pointer at top (16-byte aligned), then
+ * returns on the caller's stack. Async-signal-safe. */
+void sprof_call_on_stack(void (*fn)(void *), void *arg, uintptr_t top);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -270,6 +271,43 @@ static sprof_names_write_fn *load_names_writer(char *why, size_t size)
     return write_names;
 }
 
+/* Naming runs on a stack of its own: libdw's line tables recurse about
+ * 150 KB deep, and a program under `ulimit -s 128` crashed at exit in
+ * them, its buffered output lost. Pages are only touched as used. Not
+ * under AddressSanitizer, which tracks the program's stacks. */
+#define NAMING_STACK_SIZE ((size_t)8 << 20)
+
+struct names_call {
+    sprof_names_write_fn *write_names;
+    const char *path;
+    const struct sprof_module_list *modules;
+};
+
+static void names_called(void *arg)
+{
+    const struct names_call *call = arg;
+    call->write_names(call->path, call->modules, sprof_trace_append);
+}
+
+static void write_names_on_own_stack(sprof_names_write_fn *write_names)
+{
+    struct names_call call = {write_names, sprof_sampler.trace_path, &modules};
+#if defined(__SANITIZE_ADDRESS__)
+    names_called(&call);
+#else
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *low = mmap(NULL, NAMING_STACK_SIZE + page, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (low == MAP_FAILED) {
+        names_called(&call);
+        return;
+    }
+    mprotect(low, page, PROT_NONE); /* an overflow faults rather than writes */
+    sprof_call_on_stack(names_called, &call, (uintptr_t)(low + page + NAMING_STACK_SIZE));
+    munmap(low, NAMING_STACK_SIZE + page);
+#endif
+}
+
 void sprof_trace_add_notice(const char *text)
 {
     pthread_mutex_lock(&trace_lock);
@@ -340,7 +378,7 @@ void sprof_trace_finish(void)
     }
     append_encoded();
     if (write_names)
-        write_names(sprof_sampler.trace_path, &modules, sprof_trace_append);
+        write_names_on_own_stack(write_names);
     sprof_trace_append_end();
     close_trace();
     pthread_mutex_unlock(&trace_lock);

@@ -455,6 +455,31 @@ def exit_from_two_threads(env):
 
 
 @test
+def small_stacks(env):
+    """Samples on small stacks: 4 threads on 16 KB stacks, and a main
+    thread under a 128 KB stack limit, run as without sprof at 4000 Hz,
+    3 times each; samples with too little room below them are taken on
+    the thread's private stack, and naming at exit has a stack of its own
+    (libdw's line tables recurse deeper than 128 KB)."""
+    cases = [(["threads"], ()),
+             (["main"], ("prlimit", "--stack=131072"))]
+    for args, prefix in cases:
+        plain = run_ok(env, [env.program("smallstacks")] + args, profile=False, prefix=prefix)
+        for run in range(3):
+            trace = f"small-{args[0]}-{run}.bin"
+            result = env.run([env.program("smallstacks")] + args, trace=trace, prefix=prefix,
+                             extra_env={"SPROF_FREQ": "4000", "SPROF_QUIET": "1"})
+            check(result.returncode == 0 and result.stdout == plain.stdout,
+                  f"{args[0]}, run {run}: status {result.returncode}, "
+                  f"{result.stdout!r} against {plain.stdout!r}")
+            s = env.summary(trace)
+            check(s["processes_without_summary"] == "0" and int(s["samples"]) > 100,
+                  f"{args[0]}, run {run}: {s['samples']} samples, summary missing: "
+                  f"{s['processes_without_summary']}")
+        check("recurse" in env.functions(trace), f"{args[0]}: recurse is not named")
+
+
+@test
 def bad_settings(env):
     """A bad setting gets one clear line on stderr and its default; the
     program still runs and is profiled."""
