@@ -78,7 +78,6 @@ static size_t first_expected(const struct sprof_symbolizer *s, size_t low, size_
 struct expected_pages {
     uint64_t low, high; /* the module's addresses */
     uint32_t *first;    /* first[p]: first announced address in or after page p */
-    size_t pages;
 };
 
 #define EXPECTED_PAGE_SHIFT 12
@@ -97,12 +96,12 @@ static void index_expected_pages(const struct sprof_symbolizer *s, Dwfl_Module *
         return;
     index->low = low;
     index->high = high;
-    index->pages = ((high - low) >> EXPECTED_PAGE_SHIFT) + 1;
-    index->first = malloc((index->pages + 1) * sizeof *index->first);
+    size_t pages = ((high - low) >> EXPECTED_PAGE_SHIFT) + 1;
+    index->first = malloc((pages + 1) * sizeof *index->first);
     if (!index->first)
         return;
     size_t at = first_expected(s, 0, s->expected_count, low);
-    for (size_t page = 0; page <= index->pages; page++) {
+    for (size_t page = 0; page <= pages; page++) {
         uint64_t page_start = low + ((uint64_t)page << EXPECTED_PAGE_SHIFT);
         while (at < s->expected_count && s->expected[at] < page_start)
             at++;

@@ -41,8 +41,6 @@ uint64_t sprof_monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* At most one line on the program's stderr, ever. Async-signal-safe: no
- * stdio, so it may run from _exit in a signal handler. */
 static void note_stderr(void)
 {
     struct stat st;
@@ -59,6 +57,8 @@ static bool stderr_unchanged(void)
            st.st_dev == sprof.stderr_dev && st.st_ino == sprof.stderr_ino;
 }
 
+/* At most one line on the program's stderr, ever. Async-signal-safe: no
+ * stdio, so it may run from _exit in a signal handler. */
 static void print_line(const char *text)
 {
     if (sprof.stderr_line_printed || !sprof.prints_line || !stderr_unchanged())

@@ -879,24 +879,31 @@ static enum stack_room stack_room(const struct sprof_thread *t)
     return STACK_UNKNOWN;
 }
 
-/* A thread's private stack: room for libunwind's slowest paths, and a
- * guard page below, so that an overflow faults rather than writes. */
+/* A thread's private stack: room for libunwind's slowest paths. */
 #define PRIVATE_STACK_SIZE (64 * 1024)
 /* Read once at start-up (sprof_sampler_install). */
 static size_t page_size = 4096;
 
+uintptr_t sprof_map_guarded_stack(size_t size, int extra_flags)
+{
+    uint8_t *low = mmap(NULL, size + page_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | extra_flags, -1, 0);
+    if (low == MAP_FAILED)
+        return 0;
+    mprotect(low, page_size, PROT_NONE);
+    return (uintptr_t)(low + page_size + size);
+}
+
+void sprof_unmap_guarded_stack(uintptr_t top, size_t size)
+{
+    munmap((void *)(top - size - page_size), size + page_size);
+}
+
 static bool make_private_stack(struct sprof_thread *t)
 {
-    if (t->private_stack_top)
-        return true;
-    size_t page = page_size;
-    uint8_t *low = mmap(NULL, PRIVATE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (low == MAP_FAILED)
-        return false;
-    mprotect(low, page, PROT_NONE);
-    t->private_stack_top = (uintptr_t)(low + page + PRIVATE_STACK_SIZE);
-    return true;
+    if (!t->private_stack_top)
+        t->private_stack_top = sprof_map_guarded_stack(PRIVATE_STACK_SIZE, 0);
+    return t->private_stack_top != 0;
 }
 
 /* sprof_call_on_stack (sample_handler.h): its frame is a plain frame-

@@ -115,5 +115,10 @@ void sprof_sampler_warm_up(struct sprof_thread *t);
 /* Calls fn(arg) with the stack pointer at top (16-byte aligned), then
  * returns on the caller's stack. Async-signal-safe. */
 void sprof_call_on_stack(void (*fn)(void *), void *arg, uintptr_t top);
+/* Maps a stack of size bytes (pages only touched as used) with a guard page
+ * below, so that an overflow faults rather than writes; returns its top,
+ * or 0. extra_flags are added to mmap's. Async-signal-safe. */
+uintptr_t sprof_map_guarded_stack(size_t size, int extra_flags);
+void sprof_unmap_guarded_stack(uintptr_t top, size_t size);
 
 #endif

@@ -279,32 +279,27 @@ static sprof_names_write_fn *load_names_writer(char *why, size_t size)
 
 struct names_call {
     sprof_names_write_fn *write_names;
-    const char *path;
-    const struct sprof_module_list *modules;
 };
 
 static void names_called(void *arg)
 {
     const struct names_call *call = arg;
-    call->write_names(call->path, call->modules, sprof_trace_append);
+    call->write_names(sprof_sampler.trace_path, &modules, sprof_trace_append);
 }
 
 static void write_names_on_own_stack(sprof_names_write_fn *write_names)
 {
-    struct names_call call = {write_names, sprof_sampler.trace_path, &modules};
+    struct names_call call = {write_names};
 #if defined(__SANITIZE_ADDRESS__)
     names_called(&call);
 #else
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    uint8_t *low = mmap(NULL, NAMING_STACK_SIZE + page, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (low == MAP_FAILED) {
+    uintptr_t top = sprof_map_guarded_stack(NAMING_STACK_SIZE, MAP_NORESERVE);
+    if (!top) {
         names_called(&call);
         return;
     }
-    mprotect(low, page, PROT_NONE); /* an overflow faults rather than writes */
-    sprof_call_on_stack(names_called, &call, (uintptr_t)(low + page + NAMING_STACK_SIZE));
-    munmap(low, NAMING_STACK_SIZE + page);
+    sprof_call_on_stack(names_called, &call, top);
+    sprof_unmap_guarded_stack(top, NAMING_STACK_SIZE);
 #endif
 }
 
