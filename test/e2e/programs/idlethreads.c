@@ -3,11 +3,14 @@
  * barrier; prints the process's resident memory (VmRSS, KiB) while they all
  * wait; then each thread runs UNITS work units (about 6 us each) in
  * idle_thread_work, so that every thread's first sample is taken while the
- * others take theirs. */
+ * others take theirs, and says on stderr each thread's user time. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "work.h"
 
@@ -25,6 +28,12 @@ static void *waiter(void *arg)
     pthread_barrier_wait(&barrier); /* all started */
     pthread_barrier_wait(&barrier); /* memory read */
     idle_thread_work((long)arg);
+    /* Its user time, which is what sprof samples by default (its system
+     * time, page faults on a loaded machine among it, is not). */
+    struct rusage usage;
+    if (getrusage(RUSAGE_THREAD, &usage) == 0)
+        fprintf(stderr, "thread %ld user %ld.%06ld\n", (long)syscall(SYS_gettid),
+                (long)usage.ru_utime.tv_sec, (long)usage.ru_utime.tv_usec);
     return NULL;
 }
 
