@@ -319,14 +319,21 @@ static void reserve_span(uintptr_t start, uintptr_t end)
     start &= ~(uintptr_t)(page - 1);
     end = (end + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
     size_t size = end - start;
-    if (atomic_fetch_add(&reserved_spans, 1) >= MAX_RESERVED_SPANS ||
-        atomic_fetch_add(&reserved_bytes, size) + size > MAX_RESERVED_BYTES)
+    /* Claimed before mapping (another thread may be reserving too), and
+     * given back when no span was kept, so failures spend no budget. */
+    bool within = atomic_fetch_add(&reserved_spans, 1) < MAX_RESERVED_SPANS;
+    within = atomic_fetch_add(&reserved_bytes, size) + size <= MAX_RESERVED_BYTES && within;
+    void *at = within ? mmap((void *)start, size, PROT_NONE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                             -1, 0)
+                      : MAP_FAILED;
+    if (at == (void *)start)
         return;
-    void *at = mmap((void *)start, size, PROT_NONE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
     /* A kernel without MAP_FIXED_NOREPLACE takes the address as a hint. */
-    if (at != MAP_FAILED && at != (void *)start)
+    if (at != MAP_FAILED)
         munmap(at, size);
+    atomic_fetch_sub(&reserved_spans, 1);
+    atomic_fetch_sub(&reserved_bytes, size);
 }
 
 static int clear_if_still_mapped(struct dl_phdr_info *info, size_t size, void *data)
