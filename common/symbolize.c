@@ -18,6 +18,12 @@
 #include "string_table.h"
 #include "unwind_table.h"
 
+/* A compilation unit's address range, from its DW_AT_ranges or low/high pc. */
+struct unit_range {
+    uint64_t low, high;
+    size_t unit; /* index in module_symbols.units */
+};
+
 /* A function symbol of a module, sorted by start. */
 struct function_symbol {
     uint64_t start, end;
@@ -38,6 +44,13 @@ struct module_symbols {
      * so the next one is often in it too. */
     uint64_t unnamed_start, unnamed_end;
     const char *unnamed_name;
+    /* Its units by address, made when libdw finds no unit for an address:
+     * libdw 0.188 finds units only through .debug_aranges, which clang does
+     * not write by default. */
+    enum { UNITS_UNKNOWN, UNITS_READY, UNITS_NONE } units_state;
+    Dwarf_Die *units;
+    struct unit_range *unit_ranges;
+    size_t unit_range_count;
 };
 
 struct sprof_symbolizer {
@@ -163,8 +176,11 @@ void sprof_symbolizer_free(struct sprof_symbolizer *s)
     if (!s)
         return;
     dwfl_end(s->dwfl);
-    for (size_t i = 0; i < s->module_count; i++)
+    for (size_t i = 0; i < s->module_count; i++) {
         free(s->modules[i].symbols);
+        free(s->modules[i].units);
+        free(s->modules[i].unit_ranges);
+    }
     free(s->modules);
     sprof_string_table_free(&s->names);
     free(s);
@@ -265,23 +281,140 @@ static const char *absolute_path(struct sprof_symbolizer *s, const char *comp_di
     return id ? sprof_string_table_get(&s->names, id) : file;
 }
 
+static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Module *mod);
+
+static int compare_unit_ranges(const void *left, const void *right)
+{
+    const struct unit_range *a = left, *b = right;
+    return a->low < b->low ? -1 : a->low > b->low;
+}
+
+static bool add_unit_range(struct module_symbols *m, size_t *capacity, uint64_t low, uint64_t high,
+                           size_t unit)
+{
+    if (m->unit_range_count == *capacity) {
+        size_t grown = *capacity ? *capacity * 2 : 64;
+        struct unit_range *ranges = realloc(m->unit_ranges, grown * sizeof *ranges);
+        if (!ranges)
+            return false;
+        m->unit_ranges = ranges;
+        *capacity = grown;
+    }
+    m->unit_ranges[m->unit_range_count++] = (struct unit_range){low, high, unit};
+    return true;
+}
+
+/* Every unit's address ranges, sorted: read once per module, and only for
+ * a module where libdw's own lookup found no unit. */
+static void index_units(struct module_symbols *m, Dwarf *dwarf)
+{
+    size_t unit_count = 0, unit_capacity = 0, range_capacity = 0;
+    bool ok = true;
+    Dwarf_CU *cu = NULL;
+    Dwarf_Die unit, subunit;
+    while (ok && dwarf_get_units(dwarf, cu, &cu, NULL, NULL, &unit, &subunit) == 0) {
+        if (unit_count == unit_capacity) {
+            size_t grown = unit_capacity ? unit_capacity * 2 : 64;
+            Dwarf_Die *units = realloc(m->units, grown * sizeof *units);
+            if (!units) {
+                ok = false;
+                break;
+            }
+            m->units = units;
+            unit_capacity = grown;
+        }
+        m->units[unit_count] = unit;
+        Dwarf_Addr base, low, high;
+        for (ptrdiff_t at = 0; ok && (at = dwarf_ranges(&unit, at, &base, &low, &high)) > 0;) {
+            if (high > low)
+                ok = add_unit_range(m, &range_capacity, low, high, unit_count);
+        }
+        unit_count++;
+    }
+    if (!ok || m->unit_range_count == 0) {
+        free(m->units);
+        free(m->unit_ranges);
+        m->units = NULL;
+        m->unit_ranges = NULL;
+        m->unit_range_count = 0;
+        m->units_state = UNITS_NONE;
+        return;
+    }
+    qsort(m->unit_ranges, m->unit_range_count, sizeof *m->unit_ranges, compare_unit_ranges);
+    m->units_state = UNITS_READY;
+}
+
+/* The unit holding address: libdw's lookup, else the module's own index
+ * of its units (*indexed set). NULL when none holds it. */
+static Dwarf_Die *unit_containing(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address,
+                                  Dwarf_Addr *bias, bool *indexed)
+{
+    *indexed = false;
+    Dwarf_Die *unit = dwfl_module_addrdie(mod, address, bias);
+    if (unit)
+        return unit;
+    Dwarf *dwarf = dwfl_module_getdwarf(mod, bias);
+    struct module_symbols *m = dwarf ? module_symbols(s, mod) : NULL;
+    if (!m)
+        return NULL;
+    if (m->units_state == UNITS_UNKNOWN)
+        index_units(m, dwarf);
+    uint64_t at = address - *bias;
+    size_t low = 0, high = m->unit_range_count; /* the first range starting after at */
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (m->unit_ranges[middle].low <= at)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low == 0 || at >= m->unit_ranges[low - 1].high)
+        return NULL;
+    *indexed = true;
+    return &m->units[m->unit_ranges[low - 1].unit];
+}
+
 static int lookup_dwarf(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address,
                         struct sprof_frame_desc *frames, int max_frames)
 {
     Dwarf_Addr bias;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, address, &bias);
+    bool indexed;
+    Dwarf_Die *cu = unit_containing(s, mod, address, &bias, &indexed);
     if (!cu)
         return 0;
     Dwarf_Die *scopes = NULL;
     int nscopes = dwarf_getscopes(cu, address - bias, &scopes);
     if (nscopes <= 0)
         return 0;
+    /* Past an inlined subroutine, dwarf_getscopes goes on with the scopes
+     * of its abstract definition (where it was written: a lambda's would be
+     * the function declaring it). The frames are the scopes it was inlined
+     * into, its parents in the unit's tree. */
+    bool inlined = false;
+    for (int i = 0; i < nscopes && dwarf_tag(&scopes[i]) != DW_TAG_subprogram; i++)
+        inlined = inlined || dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine;
+    if (inlined) {
+        Dwarf_Die innermost = scopes[0];
+        free(scopes);
+        scopes = NULL;
+        nscopes = dwarf_getscopes_die(&innermost, &scopes);
+        if (nscopes <= 0)
+            return 0;
+    }
 
     const char *file = NULL;
     int line = 0;
-    Dwfl_Line *src = dwfl_module_getsrc(mod, address);
-    if (src)
-        file = dwfl_lineinfo(src, NULL, &line, NULL, NULL, NULL);
+    if (indexed) {
+        Dwarf_Line *src = dwarf_getsrc_die(cu, address - bias);
+        if (src) {
+            file = dwarf_linesrc(src, NULL, NULL);
+            dwarf_lineno(src, &line);
+        }
+    } else {
+        Dwfl_Line *src = dwfl_module_getsrc(mod, address);
+        if (src)
+            file = dwfl_lineinfo(src, NULL, &line, NULL, NULL, NULL);
+    }
 
     Dwarf_Files *files = NULL;
     size_t nfiles = 0;
@@ -466,6 +599,10 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
     m->count = 0;
     m->unwind_state = UNWIND_UNKNOWN;
     m->unnamed_name = NULL;
+    m->units_state = UNITS_UNKNOWN;
+    m->units = NULL;
+    m->unit_ranges = NULL;
+    m->unit_range_count = 0;
     int total = dwfl_module_getsymtab(mod);
     if (total <= 0)
         return m;

@@ -1,0 +1,143 @@
+/* Inlined frames are named by the functions they were inlined into, and a
+ * module whose DWARF has no .debug_aranges (clang writes none by default) is
+ * named from its DWARF all the same: checked on every address of
+ * inline_shapes.c's two functions, built as a library with and without that
+ * section (the paths are the arguments). */
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <unistd.h>
+
+#include "sprof/trace_format.h"
+#include "symbolize.h"
+#include "unit.h"
+
+#define MAX_FRAMES 16
+
+static const char *library_with_aranges, *library_without_aranges;
+
+/* The start and size of a function symbol, from the file's .symtab. */
+static void find_function(const char *path, const char *name, uint64_t *start, uint64_t *size)
+{
+    elf_version(EV_CURRENT);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    CHECK(elf != NULL);
+    *size = 0;
+    for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
+        GElf_Shdr shdr;
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_SYMTAB)
+            continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        for (size_t i = 0; data && i < shdr.sh_size / shdr.sh_entsize; i++) {
+            GElf_Sym sym;
+            const char *sym_name = gelf_getsym(data, (int)i, &sym)
+                                       ? elf_strptr(elf, shdr.sh_link, sym.st_name)
+                                       : NULL;
+            if (sym_name && !strcmp(sym_name, name)) {
+                *start = sym.st_value;
+                *size = sym.st_size;
+            }
+        }
+    }
+    elf_end(elf);
+    close(fd);
+    CHECK(*size > 0);
+}
+
+static struct sprof_symbolizer *symbolizer_for(const char *path)
+{
+    struct sprof_symbolizer *s = sprof_symbolizer_new(false);
+    CHECK(s != NULL);
+    struct sprof_module_desc desc = {.path = path, .load_bias = 0};
+    char why[256] = "";
+    if (!sprof_symbolizer_add_module(s, &desc, why, sizeof why))
+        unit_fail_str(__FILE__, __LINE__, "module added", why, "");
+    return s;
+}
+
+/* The chain's names, innermost first, joined by ';'. */
+static void chain_text(const struct sprof_frame_desc *frames, int count, char *text, size_t size)
+{
+    text[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        strncat(text, frames[i].function, size - strlen(text) - 1);
+        if (i + 1 < count)
+            strncat(text, ";", size - strlen(text) - 1);
+    }
+}
+
+/* Every address of function names one of the chains allowed (all of them
+ * DWARF, with a line for each frame), the longest at least once. Returns
+ * each address's chain in texts. */
+static void check_chains(const char *path, const char *function, const char *const *allowed,
+                         size_t allowed_count, char (*texts)[256], size_t text_count)
+{
+    uint64_t start, size;
+    find_function(path, function, &start, &size);
+    CHECK(size <= text_count);
+    struct sprof_symbolizer *s = symbolizer_for(path);
+    bool longest_seen = false;
+    for (uint64_t at = start; at < start + size; at++) {
+        struct sprof_frame_desc frames[MAX_FRAMES];
+        uint16_t flags;
+        int count = sprof_symbolizer_lookup(s, at, frames, MAX_FRAMES, &flags);
+        CHECK(count > 0);
+        CHECK_EQ(flags, SPROF_SYMBOL_DWARF);
+        char *text = texts[at - start];
+        chain_text(frames, count, text, sizeof texts[0]);
+        bool known = false;
+        for (size_t i = 0; i < allowed_count; i++)
+            known = known || !strcmp(text, allowed[i]);
+        if (!known)
+            unit_fail_str(__FILE__, __LINE__, "an allowed chain", text, allowed[0]);
+        for (int i = 0; i < count; i++)
+            CHECK(frames[i].line > 0);
+        longest_seen = longest_seen || !strcmp(text, allowed[0]);
+    }
+    CHECK(longest_seen);
+    sprof_symbolizer_free(s);
+}
+
+static char with_texts[4096][256], without_texts[4096][256];
+
+static void check_both(const char *function, const char *const *allowed, size_t allowed_count)
+{
+    check_chains(library_with_aranges, function, allowed, allowed_count, with_texts, 4096);
+    check_chains(library_without_aranges, function, allowed, allowed_count, without_texts, 4096);
+    uint64_t start, size;
+    find_function(library_with_aranges, function, &start, &size);
+    for (uint64_t i = 0; i < size; i++)
+        CHECK_STR(without_texts[i], with_texts[i]);
+}
+
+static void test_two_deep(void)
+{
+    const char *const allowed[] = {"inner_step;middle_step;outer_caller", "middle_step;outer_caller",
+                                   "outer_caller"};
+    check_both("outer_caller", allowed, 3);
+}
+
+/* inner_step's other instance: its caller is other_caller, not where
+ * inner_step was written, nor outer_caller's middle_step. */
+static void test_one_deep(void)
+{
+    const char *const allowed[] = {"inner_step;other_caller", "other_caller"};
+    check_both("other_caller", allowed, 2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: test_inline_frames LIBRARY LIBRARY-WITHOUT-ARANGES\n");
+        return 2;
+    }
+    library_with_aranges = argv[1];
+    library_without_aranges = argv[2];
+    static const struct unit_case cases[] = {
+        UNIT_CASE(test_two_deep),
+        UNIT_CASE(test_one_deep),
+    };
+    return unit_run(cases, sizeof cases / sizeof cases[0]);
+}
