@@ -451,12 +451,14 @@ static void test_folded_stacks(void)
 {
     struct trace_builder tb;
     tb_init(&tb, 1, 600, SPROF_PROCESS_ROOT);
-    tb_stack(&tb, 1, 0, "work;main");
+    tb_stack(&tb, 1, 0, "work@w.c:5;main");
     tb_stack(&tb, 2, 0, "other;main");
+    tb_stack(&tb, 3, 0, "work@w.c:05;main"); /* another address in work */
     tb_samples(&tb, 600, 1, 3, 3000);
     tb_samples(&tb, 601, 1, 4, 4000); /* another thread: one line still */
     tb_samples(&tb, 600, 2, 2, 2000);
-    tb_finish(&tb, 9, 9000);
+    tb_samples(&tb, 600, 3, 5, 5000); /* the same functions: the same line */
+    tb_finish(&tb, 14, 14000);
     struct profile p;
     profile_init(&p);
     load_built(&p, &tb);
@@ -470,7 +472,8 @@ static void test_folded_stacks(void)
     CHECK(out != NULL);
     print_folded(out, &p);
     fclose(out);
-    CHECK_STR(text, "main;work 7\nmain;odd:name? 2\n");
+    CHECK_EQ(p.stack_count, 3);
+    CHECK_STR(text, "main;work 12\nmain;odd:name? 2\n");
     free(text);
     profile_free(&p);
 }
