@@ -136,18 +136,37 @@ static bool expects_within(const struct sprof_symbolizer *s, const struct expect
     return at < s->expected_count && s->expected[at] < end;
 }
 
-/* The preload's exit uses only what the module's own file holds: finding
- * and decompressing separate debug info (libc's under /usr/lib/debug cost
- * about 0.1 s per process) would slow every profiled program's exit, and a
- * debuginfod download could stall it. The analyzer looks further. */
-static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
-                                 GElf_Addr base, const char *file_name,
-                                 const char *debuglink_file, GElf_Word debuglink_crc,
-                                 char **debuginfo_file_name)
+/* The preload's exit uses separate debug info only where a build that
+ * splits off its own left it: the file .gnu_debuglink names, in the
+ * module's directory or its .debug/. Searching /usr/lib/debug (libc's
+ * there cost about 0.1 s per process) would slow every profiled program's
+ * exit, and a debuginfod download could stall it: the analyzer looks
+ * further. */
+static bool debuglink_beside(const char *file_name, const char *debuglink_file)
 {
-    (void)mod, (void)userdata, (void)modname, (void)base, (void)file_name;
-    (void)debuglink_file, (void)debuglink_crc, (void)debuginfo_file_name;
-    return -1;
+    if (!file_name || !debuglink_file || !*debuglink_file || strchr(debuglink_file, '/'))
+        return false;
+    const char *slash = strrchr(file_name, '/');
+    int directory_length = slash ? (int)(slash - file_name) : 1;
+    const char *directory = slash ? file_name : ".";
+    char path[4096];
+    for (int i = 0; i < 2; i++) {
+        int length = snprintf(path, sizeof path, "%.*s/%s%s", directory_length, directory,
+                              i ? ".debug/" : "", debuglink_file);
+        if (length > 0 && (size_t)length < sizeof path && access(path, R_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int debuginfo_beside(Dwfl_Module *mod, void **userdata, const char *modname,
+                            GElf_Addr base, const char *file_name, const char *debuglink_file,
+                            GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+    if (!debuglink_beside(file_name, debuglink_file))
+        return -1;
+    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
 }
 
 struct sprof_symbolizer *sprof_symbolizer_new(bool look_further)
@@ -158,7 +177,7 @@ struct sprof_symbolizer *sprof_symbolizer_new(bool look_further)
         return NULL;
     s->callbacks.find_elf = dwfl_build_id_find_elf;
     s->callbacks.find_debuginfo =
-        look_further ? dwfl_standard_find_debuginfo : no_separate_debuginfo;
+        look_further ? dwfl_standard_find_debuginfo : debuginfo_beside;
     s->callbacks.section_address = dwfl_offline_section_address;
     s->dwfl = dwfl_begin(&s->callbacks);
     if (!s->dwfl) {

@@ -28,10 +28,12 @@ struct sprof_frame_desc {
     uint32_t decl_line;
 };
 
-/* look_further: whether to use separate debug info (/usr/lib/debug,
- * .gnu_debuglink, and debuginfod where DEBUGINFOD_URLS is set). The preload
- * passes false, so a program's exit stays fast and never waits on a
- * network; the analyzer passes true. Returns NULL when out of memory. */
+/* look_further: whether to search for separate debug info everywhere
+ * (/usr/lib/debug, .gnu_debuglink, and debuginfod where DEBUGINFOD_URLS is
+ * set). The preload passes false, so a program's exit stays fast and never
+ * waits on a network: it then uses only the .gnu_debuglink file found in
+ * the module's directory or its .debug/. The analyzer passes true. Returns
+ * NULL when out of memory. */
 struct sprof_symbolizer *sprof_symbolizer_new(bool look_further);
 void sprof_symbolizer_free(struct sprof_symbolizer *symbolizer);
 

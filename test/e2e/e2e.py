@@ -1800,6 +1800,42 @@ def callgrind_export(env):
     check("--pid" in usage.stderr, f"callgrind with --per-process: {usage.stderr!r}")
 
 
+@test
+def separate_debug(env):
+    """A program stripped whole, its debug info split into the file its
+    .gnu_debuglink names, beside it or in .debug/ beside it (objcopy's
+    usual recipe): the trace names its functions, with their source files,
+    from that file. Without the file, only placeholders (module+0x...)."""
+    objcopy = shutil.which("objcopy")
+    if not objcopy:
+        raise Skip("no objcopy")
+    for where in ("beside", ".debug"):
+        directory = os.path.join(env.workdir, where.strip("."))
+        os.makedirs(os.path.join(directory, ".debug"))
+        debug = os.path.join(directory, "split.debug")
+        stripped = os.path.join(directory, "split-stripped")
+        subprocess.run([objcopy, "--only-keep-debug", env.program("split"), debug], check=True)
+        subprocess.run([objcopy, "--strip-all", "--add-gnu-debuglink=" + debug,
+                        env.program("split"), stripped], check=True)
+        if where == ".debug":
+            os.rename(debug, os.path.join(directory, ".debug", "split.debug"))
+        trace = f"split-{where.strip('.')}.bin"
+        run_ok(env, [stripped], trace=trace)
+        rows = env.functions(trace)
+        print(f"  debug info {where}:")
+        expect_share(rows, "leaf_a", "self_percent", 60)
+        expect_share(rows, "common_caller", "cumulative_percent", 90)
+        location = rows["leaf_a"]["location"]
+        check("split.c:" in location, f"leaf_a's location {location!r} names no source line")
+    # The same binary without its debug file: nothing names leaf_a.
+    os.remove(os.path.join(env.workdir, "beside", "split.debug"))
+    run_ok(env, [os.path.join(env.workdir, "beside", "split-stripped")], trace="split-none.bin")
+    rows = env.functions("split-none.bin")
+    check("leaf_a" not in rows, "leaf_a named without its debug file: the test strips nothing")
+    check(any(name.startswith("split-stripped+0x") for name in rows),
+          f"no placeholder names without the debug file: {sorted(rows)[:10]}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("test", choices=sorted(TESTS))
