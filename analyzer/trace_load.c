@@ -504,6 +504,17 @@ static void prefetch_frames(const struct frame_table *t, const struct path_tree 
         path_tree_prefetch_first_child(tree, t->paths[earlier[i]]);
 }
 
+static const struct loaded_module *find_module(const struct trace_file *f, uint64_t address);
+
+/* A stack's outermost frame in no module (code a JIT wrote, or an address
+ * the unwinder made up) is where the unwinder lost the stack, not its
+ * root: such a stack is shown as cut there, as truncated ones are, rather
+ * than as a whole stack whose callers took none of its time. */
+static bool root_can_end_stack(const struct trace_file *f, uint64_t address)
+{
+    return f->module_count == 0 || find_module(f, address) != NULL;
+}
+
 static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
 {
     uint64_t table_id = sprof_decoder_varint(dec);
@@ -561,8 +572,9 @@ static bool read_frames(struct trace_file *f, struct sprof_decoder *dec)
          * at hand. */
         uint32_t parent = i > 0 && e->parent == local - 1 ? previous
                           : e->parent                     ? paths[e->parent]
-                          : e->truncated                  ? PATH_TRUNCATED
-                                                          : PATH_ROOT;
+                          : e->truncated || !root_can_end_stack(f, e->address)
+                              ? PATH_TRUNCATED
+                              : PATH_ROOT;
         uint32_t path = PATH_NONE; /* below a gap, it stays undefined */
         if (parent != PATH_NONE && !path_tree_child(&f->tree, parent, e->address, &path)) {
             t->count = local;

@@ -447,6 +447,54 @@ static void test_frame_tables(void)
     profile_free(&p);
 }
 
+/* A stack whose outermost frame is in no module (code a JIT wrote, an
+ * unwinder's guess) is cut there: under the truncation mark, its time
+ * given to no caller. A trace with no modules at all has no such test. */
+static void test_root_outside_modules(void)
+{
+    for (int with_module = 0; with_module < 2; with_module++) {
+        struct trace_builder tb;
+        tb_init(&tb, 1, 800, SPROF_PROCESS_ROOT);
+        uint64_t main_at = tb_address(&tb, "main");
+        uint64_t work_at = tb_address(&tb, "work");
+        uint64_t jit_at = tb_address(&tb, "0x5000");
+        if (with_module)
+            tb_module(&tb, 2, "build/prog", 0, main_at, work_at + 1);
+        const uint32_t parents[] = {0, 1, 0};
+        const uint64_t addresses[] = {main_at, work_at, jit_at};
+        put_frames(&tb, 1, 1, parents, addresses, 3);
+        sprof_encoder_begin_record(&tb.enc, SPROF_REC_NODE_SAMPLES);
+        sprof_encoder_varint(&tb.enc, 1);
+        sprof_encoder_varint(&tb.enc, 800);
+        sprof_encoder_varint(&tb.enc, 1000);
+        sprof_encoder_varint(&tb.enc, 2 << 1 | 1); /* node 2 (work;main): 3 samples */
+        sprof_encoder_varint(&tb.enc, 3 << 1);
+        sprof_encoder_varint(&tb.enc, 1 << 1 | 1); /* node 3 (0x5000 alone): 2 */
+        sprof_encoder_varint(&tb.enc, 2 << 1);
+        CHECK(sprof_encoder_end_record(&tb.enc));
+        tb.record_count++;
+
+        struct profile p;
+        profile_init(&p);
+        char path[64], error[256], warning[256];
+        unit_write_temp(path, tb.enc.data, tb.enc.size);
+        CHECK(profile_load_file(&p, path, error, sizeof error, warning, sizeof warning) > 0);
+        tb_free(&tb);
+        CHECK_EQ(p.total_samples, 5);
+        size_t count;
+        struct function_stats *stats = compute_function_stats(&p, SORT_CUMULATIVE, &count);
+        check_invariants(&p, stats, count);
+        CHECK_EQ(stats_named(&p, stats, count, "main")->cumulative_samples, 3);
+        CHECK_EQ(stats_named(&p, stats, count, "0x5000")->self_samples, 2);
+        if (with_module)
+            CHECK_EQ(stats_named(&p, stats, count, "[truncated stack]")->cumulative_samples, 2);
+        else
+            CHECK_EQ(functions_named(&p, "[truncated stack]"), 0);
+        free(stats);
+        profile_free(&p);
+    }
+}
+
 static void test_folded_stacks(void)
 {
     struct trace_builder tb;
@@ -563,6 +611,7 @@ int main(void)
         UNIT_CASE(test_no_usable_record),
         UNIT_CASE(test_two_files_merge),
         UNIT_CASE(test_frame_tables),
+        UNIT_CASE(test_root_outside_modules),
         UNIT_CASE(test_folded_stacks),
         UNIT_CASE(test_callgrind_costs),
         UNIT_CASE(test_run_identity),
