@@ -393,6 +393,26 @@ static Dwarf_Die *unit_containing(struct sprof_symbolizer *s, Dwfl_Module *mod, 
     return &m->units[m->unit_ranges[low - 1].unit];
 }
 
+/* The file a function is declared in. dwarf_decl_file (libdw 0.188) takes
+ * file 0 for "none", as DWARF 4 has it; in DWARF 5 it is the unit's primary
+ * source file, and clang declares the functions of that file so. */
+static const char *declaration_file(Dwarf_Die *scope)
+{
+    const char *file = dwarf_decl_file(scope);
+    Dwarf_Attribute attr;
+    Dwarf_Word index;
+    Dwarf_Half version;
+    Dwarf_Die unit;
+    Dwarf_Files *files;
+    size_t count;
+    if (file || !dwarf_attr_integrate(scope, DW_AT_decl_file, &attr) ||
+        dwarf_formudata(&attr, &index) != 0 || index != 0 ||
+        dwarf_cu_info(scope->cu, &version, NULL, &unit, NULL, NULL, NULL, NULL) != 0 ||
+        version < 5 || dwarf_getsrcfiles(&unit, &files, &count) != 0 || count == 0)
+        return file;
+    return dwarf_filesrc(files, 0, NULL, NULL);
+}
+
 static int lookup_dwarf(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address,
                         struct sprof_frame_desc *frames, int max_frames)
 {
@@ -452,7 +472,7 @@ static int lookup_dwarf(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t a
         frame->function = name ? name : "??";
         frame->file = absolute_path(s, comp_dir, file);
         frame->line = line > 0 ? (uint32_t)line : 0;
-        frame->decl_file = absolute_path(s, comp_dir, dwarf_decl_file(scope));
+        frame->decl_file = absolute_path(s, comp_dir, declaration_file(scope));
         int decl_line = 0;
         frame->decl_line = dwarf_decl_line(scope, &decl_line) == 0 && decl_line > 0
                                ? (uint32_t)decl_line

@@ -1,8 +1,9 @@
 /* Inlined frames are named by the functions they were inlined into, and a
  * module whose DWARF has no .debug_aranges (clang writes none by default) is
- * named from its DWARF all the same: checked on every address of
- * inline_shapes.c's two functions, built as a library with and without that
- * section (the paths are the arguments). */
+ * named from its DWARF all the same, each frame with its declaration's file:
+ * checked on every address of inline_shapes.c's two functions, built as a
+ * library with and without that section, and by clang where it is
+ * installed (DWARF 5, whose file 0 clang declares functions in). */
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -14,7 +15,7 @@
 
 #define MAX_FRAMES 16
 
-static const char *library_with_aranges, *library_without_aranges;
+static const char *library_with_aranges, *library_without_aranges, *library_by_clang;
 
 /* The start and size of a function symbol, from the file's .symtab. */
 static void find_function(const char *path, const char *name, uint64_t *start, uint64_t *size)
@@ -69,7 +70,7 @@ static void chain_text(const struct sprof_frame_desc *frames, int count, char *t
 }
 
 /* Every address of function names one of the chains allowed (all of them
- * DWARF, with a line for each frame), the longest at least once. Returns
+ * DWARF, with a line for each call site), the longest at least once. Returns
  * each address's chain in texts. */
 static void check_chains(const char *path, const char *function, const char *const *allowed,
                          size_t allowed_count, char (*texts)[256], size_t text_count)
@@ -92,8 +93,14 @@ static void check_chains(const char *path, const char *function, const char *con
             known = known || !strcmp(text, allowed[i]);
         if (!known)
             unit_fail_str(__FILE__, __LINE__, "an allowed chain", text, allowed[0]);
-        for (int i = 0; i < count; i++)
-            CHECK(frames[i].line > 0);
+        for (int i = 0; i < count; i++) {
+            /* Line 0 is the line table's "no line" (clang's, for code it
+             * made up); a call site always has one. */
+            CHECK(i == 0 || frames[i].line > 0);
+            const char *file = frames[i].decl_file;
+            if (!file || strlen(file) < 15 || strcmp(file + strlen(file) - 15, "inline_shapes.c"))
+                unit_fail_str(__FILE__, __LINE__, "declared in", file, "inline_shapes.c");
+        }
         longest_seen = longest_seen || !strcmp(text, allowed[0]);
     }
     CHECK(longest_seen);
@@ -104,6 +111,8 @@ static char with_texts[4096][256], without_texts[4096][256];
 
 static void check_both(const char *function, const char *const *allowed, size_t allowed_count)
 {
+    if (library_by_clang)
+        check_chains(library_by_clang, function, allowed, allowed_count, with_texts, 4096);
     check_chains(library_with_aranges, function, allowed, allowed_count, with_texts, 4096);
     check_chains(library_without_aranges, function, allowed, allowed_count, without_texts, 4096);
     uint64_t start, size;
@@ -129,12 +138,16 @@ static void test_one_deep(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_inline_frames LIBRARY LIBRARY-WITHOUT-ARANGES\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: test_inline_frames LIBRARY LIBRARY-WITHOUT-ARANGES "
+                        "[LIBRARY-BY-CLANG]\n");
         return 2;
     }
     library_with_aranges = argv[1];
     library_without_aranges = argv[2];
+    library_by_clang = argc == 4 ? argv[3] : NULL;
+    if (!library_by_clang)
+        printf("no clang: its DWARF 5 is not checked\n");
     static const struct unit_case cases[] = {
         UNIT_CASE(test_two_deep),
         UNIT_CASE(test_one_deep),
