@@ -32,6 +32,17 @@ static sigaction_fn real_sigaction;
 static volatile sig_atomic_t guarded[NSIG];
 static struct sigaction program_view[NSIG];
 
+/* SIGSEGV and SIGBUS with a handler of the program's: sprof's handler is
+ * in front (with the program's mask and flags), catches a fault inside an
+ * unwind, and calls the program's handler for every other. JITs handle
+ * faults (LuaJIT, the JVM, node), and libunwind, reading a JIT's code,
+ * faulted into LuaJIT's handler, which ended the program. The handler
+ * reads the program's action from the slot last written, so a change of
+ * it never shows half made. */
+static volatile sig_atomic_t forwarding[NSIG];
+static struct sigaction forwarded[NSIG][2];
+static _Atomic int forwarded_slot[NSIG];
+
 /* Signals whose default action ends the process. */
 static const int terminating[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, SIGABRT,
                                   SIGBUS,  SIGFPE,  SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE,
@@ -161,18 +172,46 @@ void sprof_signals_unwind_escape(sigjmp_buf *escape)
     unwind_escape = escape;
 }
 
-static void on_fatal_signal(int signal_number, siginfo_t *info, void *context)
+/* libunwind reads the stack without checking addresses: code whose unwind
+ * rules do not hold at every instruction leads it astray, and a JIT's code
+ * has none. That fault is ours, not the program's: the sample is cut short
+ * instead. */
+static void escape_if_unwinding(int signal_number, const siginfo_t *info)
 {
-    (void)context;
-    /* libunwind reads the stack without checking addresses: code whose
-     * unwind rules do not hold at every instruction leads it astray. That
-     * fault is ours, not the program's: the sample is cut short instead. */
     if (in_window && unwind_escape && (signal_number == SIGSEGV || signal_number == SIGBUS) &&
         info->si_code > 0) {
         sigjmp_buf *escape = unwind_escape;
         unwind_escape = NULL;
         siglongjmp(*escape, 1);
     }
+}
+
+static bool guard(int signal_number, const struct sigaction *view);
+
+static void on_forwarded_fault(int signal_number, siginfo_t *info, void *context)
+{
+    escape_if_unwinding(signal_number, info);
+    struct sigaction theirs =
+        forwarded[signal_number][atomic_load(&forwarded_slot[signal_number])];
+    if (theirs.sa_flags & SA_RESETHAND) {
+        /* As the kernel would have: the default action from now on. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        forwarding[signal_number] = 0;
+        if (!guard(signal_number, &dfl))
+            sprof_real_sigaction(signal_number, &dfl, NULL);
+    }
+    if (theirs.sa_flags & SA_SIGINFO)
+        theirs.sa_sigaction(signal_number, info, context);
+    else if (theirs.sa_handler != SIG_DFL && theirs.sa_handler != SIG_IGN)
+        theirs.sa_handler(signal_number);
+}
+
+static void on_fatal_signal(int signal_number, siginfo_t *info, void *context)
+{
+    (void)context;
+    escape_if_unwinding(signal_number, info);
     int saved_errno = errno;
     /* Default action from here on: the death below is the program's own. */
     struct sigaction dfl;
@@ -191,6 +230,35 @@ static void on_fatal_signal(int signal_number, siginfo_t *info, void *context)
 static bool is_default(const struct sigaction *action)
 {
     return !(action->sa_flags & SA_SIGINFO) && action->sa_handler == SIG_DFL;
+}
+
+static bool is_handler(const struct sigaction *action)
+{
+    return (action->sa_flags & SA_SIGINFO) ||
+           (action->sa_handler != SIG_DFL && action->sa_handler != SIG_IGN);
+}
+
+static bool is_fault_signal(int signal_number)
+{
+    return signal_number == SIGSEGV || signal_number == SIGBUS;
+}
+
+/* Puts sprof's handler in front of the program's handler theirs for a
+ * fault signal. False if it cannot be installed. */
+static bool forward_to(int signal_number, const struct sigaction *theirs)
+{
+    int slot = 1 - atomic_load(&forwarded_slot[signal_number]);
+    forwarded[signal_number][slot] = *theirs;
+    atomic_store(&forwarded_slot[signal_number], slot);
+    struct sigaction ours = *theirs;
+    ours.sa_sigaction = on_forwarded_fault;
+    ours.sa_flags = (theirs->sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+    program_view[signal_number] = *theirs;
+    forwarding[signal_number] = 1;
+    if (sprof_real_sigaction(signal_number, &ours, NULL) == 0)
+        return true;
+    forwarding[signal_number] = 0;
+    return false;
 }
 
 static bool is_terminating(int signal_number)
@@ -226,9 +294,10 @@ void sprof_signals_unguard_fatal(void)
 {
     for (size_t i = 0; i < sizeof terminating / sizeof terminating[0]; i++) {
         int signal_number = terminating[i];
-        if (!guarded[signal_number])
+        if (!guarded[signal_number] && !forwarding[signal_number])
             continue;
         guarded[signal_number] = 0;
+        forwarding[signal_number] = 0;
         sprof_real_sigaction(signal_number, &program_view[signal_number], NULL);
     }
 }
@@ -238,9 +307,13 @@ void sprof_signals_guard_fatal(void)
     for (size_t i = 0; i < sizeof terminating / sizeof terminating[0]; i++) {
         int signal_number = terminating[i];
         struct sigaction current;
-        if (is_terminating(signal_number) &&
-            sprof_real_sigaction(signal_number, NULL, &current) == 0 && is_default(&current))
+        if (!is_terminating(signal_number) ||
+            sprof_real_sigaction(signal_number, NULL, &current) != 0)
+            continue;
+        if (is_default(&current))
             guard(signal_number, &current);
+        else if (is_fault_signal(signal_number) && is_handler(&current))
+            forward_to(signal_number, &current);
     }
 }
 
@@ -259,7 +332,8 @@ SPROF_EXPORT int sigaction(int signal_number, const struct sigaction *action,
     if (signal_number <= 0 || signal_number >= NSIG)
         return sprof_real_sigaction(signal_number, action, old);
     bool sampling = signal_number == sprof_sampler.signal_number && atomic_load(&sprof.active);
-    if ((sampling || guarded[signal_number]) && action && in_vfork_child()) {
+    bool stood_in = guarded[signal_number] || forwarding[signal_number];
+    if ((sampling || stood_in) && action && in_vfork_child()) {
         /* It reads the parent's program's view; its change is made for
          * real, in its own table of dispositions, and nowhere else. */
         if (old)
@@ -275,17 +349,39 @@ SPROF_EXPORT int sigaction(int signal_number, const struct sigaction *action,
             sprof_sampler.previous = *action;
         return 0;
     }
-    if (guarded[signal_number]) {
+    if (stood_in) {
         if (old)
             *old = program_view[signal_number];
-        if (action && !is_default(action)) {
-            /* The program takes the signal over: step aside for good. */
+        if (!action)
+            return 0;
+        if (is_fault_signal(signal_number) && is_handler(action)) {
             guarded[signal_number] = 0;
+            if (forward_to(signal_number, action))
+                return 0;
             return sprof_real_sigaction(signal_number, action, NULL);
         }
-        if (action)
-            program_view[signal_number] = *action;
-        return 0;
+        if (is_default(action)) {
+            forwarding[signal_number] = 0;
+            if (guarded[signal_number] || guard(signal_number, action)) {
+                program_view[signal_number] = *action;
+                return 0;
+            }
+            return sprof_real_sigaction(signal_number, action, NULL);
+        }
+        /* The program takes the signal over: step aside for good. */
+        guarded[signal_number] = 0;
+        forwarding[signal_number] = 0;
+        return sprof_real_sigaction(signal_number, action, NULL);
+    }
+    if (action && is_fault_signal(signal_number) && is_handler(action) &&
+        atomic_load(&sprof.active) && !in_vfork_child()) {
+        struct sigaction previous;
+        if (sprof_real_sigaction(signal_number, NULL, &previous) == 0 &&
+            forward_to(signal_number, action)) {
+            if (old)
+                *old = previous;
+            return 0;
+        }
     }
     if (action && is_default(action) && is_terminating(signal_number) &&
         atomic_load(&sprof.active) && !in_vfork_child()) {

@@ -822,7 +822,8 @@ def unwind_faults(env):
     a loop run with the frame pointer its rules name, then with 0x1000
     there): libunwind, having learnt the rules, reads unmapped memory. The
     fault is caught and the sample cut at the interrupted address; the
-    program ends as without sprof."""
+    program ends as without sprof. Again with the program's own SIGSEGV and
+    SIGBUS handler, which must see only its own fault."""
     plain = run_ok(env, [env.program("badcfi"), "3000"], profile=False)
     if plain.stdout.strip() == "unsupported":
         raise Skip("programs/badcfi is written for x86-64")
@@ -843,6 +844,26 @@ def unwind_faults(env):
         faults += int(found.group(1)) if found else 0
     print(f"  5 runs as without the profiler; {faults} unwinds faulted and were cut")
     check(faults > 0, "no unwind faulted: the test did not reach the case it is for")
+
+    # The program handling SIGSEGV and SIGBUS itself, as JITs do: the
+    # faults inside unwinds are still sprof's, and the program's own fault
+    # still reaches its handler.
+    argv = [env.program("badcfi"), "3000", "handler"]
+    plain = env.run(argv, profile=False)
+    check(plain.returncode == 0 and plain.stdout == "done\nhandled\n",
+          f"without sprof: exit {plain.returncode}, stdout {plain.stdout!r}")
+    faults = 0
+    for attempt in range(5):
+        trace = f"badcfi-handler-{attempt}.bin"
+        result = env.run(argv, trace=trace, extra_env=settings)
+        check(result.returncode == 0 and result.stdout == plain.stdout,
+              f"own handler, run {attempt + 1}: exit {result.returncode}, "
+              f"stdout {result.stdout!r}")
+        table = env.analyze(os.path.join(env.workdir, trace)).stdout
+        found = re.search(r"(\d+) stacks were cut at their interrupted address", table)
+        faults += int(found.group(1)) if found else 0
+    print(f"  with its own handler: 5 runs as without; {faults} unwinds faulted and were cut")
+    check(faults > 0, "with its own handler, no unwind faulted")
 
 
 @test
