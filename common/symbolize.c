@@ -28,6 +28,7 @@ struct unit_range {
 struct function_symbol {
     uint64_t start, end;
     const char *name;
+    bool sizeless; /* end was made up: the next symbol's start */
 };
 
 /* Per module: its function symbols, sorted once, because
@@ -656,7 +657,8 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
         if (!name || !*name || sym.st_shndx == SHN_UNDEF ||
             (type != STT_FUNC && type != STT_GNU_IFUNC))
             continue;
-        m->symbols[m->count++] = (struct function_symbol){address, address + sym.st_size, name};
+        m->symbols[m->count++] =
+            (struct function_symbol){address, address + sym.st_size, name, sym.st_size == 0};
     }
     if (s->expected_count > 0 && keep_expected(s, m))
         return m;
@@ -667,6 +669,36 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
             m->symbols[i].end = m->symbols[i + 1].start;
     }
     return m;
+}
+
+/* The module's unwind table, read on first need; NULL if it has none. */
+static struct sprof_unwind_table *module_unwind(struct module_symbols *m, Dwfl_Module *mod,
+                                                GElf_Addr *bias)
+{
+    Elf *elf = dwfl_module_getelf(mod, bias);
+    if (!elf)
+        return NULL;
+    if (m->unwind_state == UNWIND_UNKNOWN)
+        m->unwind_state = sprof_unwind_table_open(elf, &m->unwind) ? UNWIND_READY : UNWIND_NONE;
+    return m->unwind_state == UNWIND_READY ? &m->unwind : NULL;
+}
+
+/* A sizeless symbol is taken to reach the next one, but not into code the
+ * unwind table gives to another function, nor past its own unwind entry:
+ * crtstuff's frame_dummy reached over all of a GHC program's Haskell code
+ * (which has neither symbols nor unwind entries), and _init over the PLT.
+ * Where the table says nothing of either, the symbol reaches on. */
+static bool sizeless_reaches(struct module_symbols *m, Dwfl_Module *mod,
+                             const struct function_symbol *f, uint64_t address)
+{
+    GElf_Addr bias = 0;
+    struct sprof_unwind_table *unwind = module_unwind(m, mod, &bias);
+    uint64_t start, end;
+    if (!unwind)
+        return true;
+    if (sprof_unwind_table_find(unwind, address - bias, &start, &end))
+        return start <= f->start - bias;
+    return !sprof_unwind_table_find(unwind, f->start - bias, &start, &end);
 }
 
 /* The function symbol that contains address, or NULL. Only a symbol that
@@ -689,7 +721,8 @@ static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod,
      * that may still contain the address. */
     for (size_t i = low + 1; i-- > 0 && low - i < 8;) {
         const struct function_symbol *f = &m->symbols[i];
-        if (f->start <= address && address < f->end)
+        if (f->start <= address && address < f->end &&
+            (!f->sizeless || sizeless_reaches(m, mod, f, address)))
             return f->name;
     }
     return NULL;
@@ -704,17 +737,12 @@ static const char *unnamed_function(struct sprof_symbolizer *s, Dwfl_Module *mod
     struct module_symbols *m = module_symbols(s, mod);
     if (!m)
         return NULL;
-    GElf_Addr bias;
-    Elf *elf = dwfl_module_getelf(mod, &bias);
-    if (!elf)
-        return NULL;
-    if (m->unwind_state == UNWIND_UNKNOWN)
-        m->unwind_state = sprof_unwind_table_open(elf, &m->unwind) ? UNWIND_READY : UNWIND_NONE;
+    GElf_Addr bias = 0;
+    struct sprof_unwind_table *unwind = module_unwind(m, mod, &bias);
     uint64_t start, end;
     if (m->unnamed_name && m->unnamed_start <= address - bias && address - bias < m->unnamed_end)
         return m->unnamed_name;
-    if (m->unwind_state != UNWIND_READY ||
-        !sprof_unwind_table_find(&m->unwind, address - bias, &start, &end))
+    if (!unwind || !sprof_unwind_table_find(unwind, address - bias, &start, &end))
         return NULL;
     const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     const char *slash = module ? strrchr(module, '/') : NULL;

@@ -1,7 +1,8 @@
 /* Function symbols in the shapes a symbol table can hold, for
  * test_symbolize: sized, sizeless (hand-written assembly often has no
  * .size), two sizeless names at one address, a sized alias of a sizeless
- * one, and a function nested inside another. */
+ * one, a function nested inside another, and sizeless ones before code the
+ * unwind table gives to no function or to another. */
 #if defined(__x86_64__) || defined(__aarch64__)
     .text
     .p2align 6
@@ -45,6 +46,29 @@ shape_inner:
     .size shape_inner, 16
     .fill 32, 1, 0x90
     .size shape_outer, 64
+
+    /* A sizeless function with an unwind entry, then code that has
+     * neither symbol nor entry (a GHC program's Haskell code after
+     * crtstuff's frame_dummy): not the function's. */
+    .globl shape_sizeless_cfi
+    .type shape_sizeless_cfi, @function
+shape_sizeless_cfi:
+    .cfi_startproc
+    .fill 16, 1, 0x90
+    .cfi_endproc
+    .fill 16, 1, 0x90
+
+    /* A sizeless function without one, then code with an entry of its own
+     * and no symbol (_init, then the PLT): not the function's either. */
+    .globl shape_sizeless_bare
+    .type shape_sizeless_bare, @function
+shape_sizeless_bare:
+    .fill 16, 1, 0x90
+    .globl shape_unnamed_cfi
+shape_unnamed_cfi = .
+    .cfi_startproc
+    .fill 16, 1, 0x90
+    .cfi_endproc
 
     .globl shape_last_sizeless
     .type shape_last_sizeless, @function

@@ -11,7 +11,8 @@
 #include "unit.h"
 
 extern const char shape_sized[], shape_sizeless[], shape_twin_first[], shape_alias_sized[],
-    shape_outer[], shape_inner[], shape_last_sizeless[], shape_end[];
+    shape_outer[], shape_inner[], shape_sizeless_cfi[], shape_sizeless_bare[], shape_unnamed_cfi[],
+    shape_last_sizeless[], shape_end[];
 
 #define MAX_MODULES 64
 
@@ -148,7 +149,8 @@ static void test_expecting_names_the_same(void)
 }
 
 /* What the shapes are named, each way: a symbol names only addresses it
- * contains; a sizeless one reaches the next symbol. */
+ * contains; a sizeless one reaches the next symbol, unless the unwind table
+ * gives the code between to no function or to another. */
 static void check_shapes(struct sprof_symbolizer *s)
 {
     CHECK_STR(function_at(s, shape_sized + 47), "shape_sized");
@@ -164,6 +166,14 @@ static void check_shapes(struct sprof_symbolizer *s)
     CHECK_STR(function_at(s, shape_outer + 15), "shape_outer");
     CHECK_STR(function_at(s, shape_inner), "shape_inner");
     CHECK_STR(function_at(s, shape_inner + 16), "shape_outer");
+    /* A sizeless symbol reaches neither past its own unwind entry into
+     * code without one, nor into another function's entry. */
+    CHECK_STR(function_at(s, shape_sizeless_cfi + 15), "shape_sizeless_cfi");
+    CHECK(function_at(s, shape_sizeless_cfi + 16) == NULL);
+    CHECK_STR(function_at(s, shape_sizeless_bare + 15), "shape_sizeless_bare");
+    const char *plt_like = function_at(s, shape_unnamed_cfi + 3);
+    CHECK(plt_like != NULL);
+    CHECK_CONTAINS(plt_like, "+0x"); /* named by its own entry */
     CHECK_STR(function_at(s, shape_last_sizeless + 15), "shape_last_sizeless");
     CHECK_STR(function_at(s, shape_end + 15), "shape_end");
 }
