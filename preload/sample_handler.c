@@ -829,11 +829,7 @@ __attribute__((noinline)) static void forward(int signal_number, siginfo_t *info
                                               void *context)
 {
     const struct sigaction *previous = &sprof_sampler.previous;
-    if (previous->sa_flags & SA_SIGINFO) {
-        if (previous->sa_sigaction)
-            previous->sa_sigaction(signal_number, info, context);
-        return;
-    }
+    /* SIG_DFL and SIG_IGN whatever the flags, as the kernel reads them. */
     if (previous->sa_handler == SIG_IGN)
         return;
     if (previous->sa_handler == SIG_DFL) {
@@ -845,7 +841,10 @@ __attribute__((noinline)) static void forward(int signal_number, siginfo_t *info
         raise(signal_number);
         return;
     }
-    previous->sa_handler(signal_number);
+    if (previous->sa_flags & SA_SIGINFO)
+        previous->sa_sigaction(signal_number, info, context);
+    else
+        previous->sa_handler(signal_number);
 }
 
 __attribute__((noinline)) static void warm_up_unwinder(struct sprof_thread *t, ucontext_t *uc)
@@ -982,9 +981,8 @@ static void forward_on_fitting_stack(struct sprof_thread *t, int signal_number,
 #ifdef HAVE_CALL_ON_STACK
     stack_t alternate;
     if (t && !(sprof_sampler.previous.sa_flags & SA_ONSTACK) &&
-        (sprof_sampler.previous.sa_flags & SA_SIGINFO ||
-         (sprof_sampler.previous.sa_handler != SIG_IGN &&
-          sprof_sampler.previous.sa_handler != SIG_DFL)) &&
+        sprof_sampler.previous.sa_handler != SIG_IGN &&
+        sprof_sampler.previous.sa_handler != SIG_DFL &&
         sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK) &&
         make_private_stack(t)) {
         struct sample_call call = {t, info, context, signal_number};

@@ -187,6 +187,7 @@ static void escape_if_unwinding(int signal_number, const siginfo_t *info)
 }
 
 static bool guard(int signal_number, const struct sigaction *view);
+static bool is_handler(const struct sigaction *action);
 
 static void on_forwarded_fault(int signal_number, siginfo_t *info, void *context)
 {
@@ -202,9 +203,11 @@ static void on_forwarded_fault(int signal_number, siginfo_t *info, void *context
         if (!guard(signal_number, &dfl))
             sprof_real_sigaction(signal_number, &dfl, NULL);
     }
+    if (!is_handler(&theirs))
+        return;
     if (theirs.sa_flags & SA_SIGINFO)
         theirs.sa_sigaction(signal_number, info, context);
-    else if (theirs.sa_handler != SIG_DFL && theirs.sa_handler != SIG_IGN)
+    else
         theirs.sa_handler(signal_number);
 }
 
@@ -227,15 +230,17 @@ static void on_fatal_signal(int signal_number, siginfo_t *info, void *context)
     errno = saved_errno;
 }
 
+/* SIG_DFL and SIG_IGN whatever the flags: the kernel reads the one field
+ * whichever of its two names the program set, and SA_SIGINFO with SIG_DFL
+ * is the default action (PHP gives SIGTERM back so before re-sending it). */
 static bool is_default(const struct sigaction *action)
 {
-    return !(action->sa_flags & SA_SIGINFO) && action->sa_handler == SIG_DFL;
+    return action->sa_handler == SIG_DFL;
 }
 
 static bool is_handler(const struct sigaction *action)
 {
-    return (action->sa_flags & SA_SIGINFO) ||
-           (action->sa_handler != SIG_DFL && action->sa_handler != SIG_IGN);
+    return action->sa_handler != SIG_DFL && action->sa_handler != SIG_IGN;
 }
 
 static bool is_fault_signal(int signal_number)
@@ -457,8 +462,7 @@ static bool view_kept(void)
 static bool sampling_signal_virtual(void)
 {
     const struct sigaction *theirs = &sprof_sampler.previous;
-    return view_kept() && !(theirs->sa_flags & SA_SIGINFO) &&
-           (theirs->sa_handler == SIG_DFL || theirs->sa_handler == SIG_IGN);
+    return view_kept() && !is_handler(theirs);
 }
 
 static int real_mask(int how, const sigset_t *set, sigset_t *old)
@@ -765,8 +769,7 @@ void sprof_signals_thread_start(bool creator_blocked)
     if (view_kept())
         sampling_blocked_in_view = creator_blocked || really_blocked;
     const struct sigaction *theirs = &sprof_sampler.previous;
-    if (!really_blocked || (theirs->sa_flags & SA_SIGINFO) ||
-        (theirs->sa_handler != SIG_DFL && theirs->sa_handler != SIG_IGN))
+    if (!really_blocked || is_handler(theirs))
         return;
     /* Programs (liblzma among them) block every signal around
      * pthread_create, so a new thread would start with ours blocked and

@@ -1056,8 +1056,8 @@ def endings(env):
     """However the program ends (a fault, abort, a signal, exit, _exit, the
     last thread's pthread_exit), it ends the same way under the profiler,
     and its samples are kept."""
-    for how in ("segv", "abort", "term", "int", "int-handed-back", "pipe", "exit3", "_exit4",
-                "thread-exit", "kill-other"):
+    for how in ("segv", "abort", "term", "int", "int-handed-back", "term-handed-back", "pipe",
+                "exit3", "_exit4", "thread-exit", "kill-other"):
         argv = [env.program("dies"), how]
         plain = run_with_core_limit(env, argv, False, None)
         trace = f"dies-{how}.bin"

@@ -2,8 +2,10 @@
  *   segv, abort, term (SIGTERM to itself), int (SIGINT), pipe (write to a
  *   closed pipe), exit3 (exit(3)), _exit4 (_exit(4)), thread-exit (the last
  *   thread calls pthread_exit), kill-other (another thread raises SIGTERM),
- *   or int-handed-back (handles SIGINT, then gives it back to SIG_DFL and
- *   raises it, as CPython does on an uncaught KeyboardInterrupt).
+ *   int-handed-back (handles SIGINT, then gives it back to SIG_DFL and
+ *   raises it, as CPython does on an uncaught KeyboardInterrupt), or
+ *   term-handed-back (its SIGTERM handler gives SIGTERM back to SIG_DFL,
+ *   with SA_SIGINFO still in the flags, and sends it again, as PHP does).
  * The profile must hold the work, and the ending must be the program's. */
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +29,17 @@ static volatile sig_atomic_t interrupted;
 static void on_interrupt(int signal_number)
 {
     interrupted = signal_number;
+}
+
+static void on_term(int signal_number, siginfo_t *info, void *context)
+{
+    (void)info, (void)context;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    dfl.sa_flags = SA_SIGINFO;
+    sigaction(signal_number, &dfl, NULL);
+    kill(getpid(), signal_number);
 }
 
 static void *raise_term(void *unused)
@@ -59,6 +72,13 @@ int main(int argc, char **argv)
             signal(SIGINT, SIG_DFL);
             kill(getpid(), SIGINT);
         }
+    } else if (!strcmp(how, "term-handed-back")) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = on_term;
+        action.sa_flags = SA_SIGINFO;
+        sigaction(SIGTERM, &action, NULL);
+        raise(SIGTERM);
     } else if (!strcmp(how, "pipe")) {
         int fds[2];
         if (pipe(fds) == 0) {
