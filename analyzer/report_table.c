@@ -329,13 +329,25 @@ void print_summary(FILE *out, const struct profile *p, bool csv)
                        : first->timer_kind == SPROF_TIMER_THREAD_CPUTIME ? "cputime"
                                                                           : "unknown");
     ROW("kernel_sampled", "%d", first && (first->flags & SPROF_PROCESS_KERNEL_SAMPLED) ? 1 : 0);
-    ROW("user_seconds", "%.6f", seconds(t.user_ns));
-    ROW("system_seconds", "%.6f", seconds(t.system_ns));
-    ROW("cpu_seconds", "%.6f", seconds(t.user_ns + t.system_ns));
-    ROW("wall_seconds", "%.6f", seconds(t.wall_ns));
-    ROW("peak_rss_kb", "%" PRIu64, t.max_rss_kb);
-    ROW("accounted_percent", "%.3f", percent(t.summarized_weight_ns, t.user_ns + t.system_ns));
-    ROW("unsampled_system_seconds", "%.6f", seconds(t.unsampled_system_ns));
+    /* What only a summary measures is unknown, not 0, when no process has
+     * one (a killed program): empty in CSV, "-" in text. */
+    const char *unknown = csv ? "" : "-";
+    if (t.processes > t.unsummarized) {
+        ROW("user_seconds", "%.6f", seconds(t.user_ns));
+        ROW("system_seconds", "%.6f", seconds(t.system_ns));
+        ROW("cpu_seconds", "%.6f", seconds(t.user_ns + t.system_ns));
+        ROW("wall_seconds", "%.6f", seconds(t.wall_ns));
+        ROW("peak_rss_kb", "%" PRIu64, t.max_rss_kb);
+        ROW("accounted_percent", "%.3f",
+            percent(t.summarized_weight_ns, t.user_ns + t.system_ns));
+        ROW("unsampled_system_seconds", "%.6f", seconds(t.unsampled_system_ns));
+    } else {
+        static const char *const measured[] = {"user_seconds", "system_seconds", "cpu_seconds",
+                                               "wall_seconds", "peak_rss_kb", "accounted_percent",
+                                               "unsampled_system_seconds"};
+        for (size_t i = 0; i < sizeof measured / sizeof measured[0]; i++)
+            ROW(measured[i], "%s", unknown);
+    }
     ROW("lost_samples", "%" PRIu64, t.lost);
     ROW("truncated_stacks", "%" PRIu64, t.truncated);
     ROW("call_counts", "%d", p->has_call_counts ? 1 : 0);

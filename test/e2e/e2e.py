@@ -361,6 +361,9 @@ def sigkill(env):
         check(int(top["self_samples"]) > 300, f"only {top['self_samples']} samples kept")
         s = env.summary(trace)
         check(s["processes_without_summary"] == "1", "a killed run should have no summary")
+        check(s["cpu_seconds"] == "" and s["accounted_percent"] == "",
+              f"a killed run's CPU time is unknown, not {s['cpu_seconds']!r} "
+              f"({s['accounted_percent']!r}% accounted)")
 
 
 @test
