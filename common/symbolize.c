@@ -683,14 +683,24 @@ static struct sprof_unwind_table *module_unwind(struct module_symbols *m, Dwfl_M
     return m->unwind_state == UNWIND_READY ? &m->unwind : NULL;
 }
 
-/* A sizeless symbol is taken to reach the next one, but not into code the
- * unwind table gives to another function, nor past its own unwind entry:
+/* The section holding address, or NULL. */
+static Elf_Scn *section_of(Dwfl_Module *mod, uint64_t address)
+{
+    Dwarf_Addr offset = address, bias;
+    return dwfl_module_address_section(mod, &offset, &bias);
+}
+
+/* A sizeless symbol is taken to reach the next one, but not out of its
+ * section, nor into code the unwind table gives to another function, nor
+ * past its own unwind entry:
  * crtstuff's frame_dummy reached over all of a GHC program's Haskell code
  * (which has neither symbols nor unwind entries), and _init over the PLT.
  * Where the table says nothing of either, the symbol reaches on. */
 static bool sizeless_reaches(struct module_symbols *m, Dwfl_Module *mod,
                              const struct function_symbol *f, uint64_t address)
 {
+    if (section_of(mod, address) != section_of(mod, f->start))
+        return false;
     GElf_Addr bias = 0;
     struct sprof_unwind_table *unwind = module_unwind(m, mod, &bias);
     uint64_t start, end;
@@ -726,6 +736,30 @@ static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod,
             return f->name;
     }
     return NULL;
+}
+
+/* A PLT stub (in .plt, .plt.sec, .plt.got) is named "module@plt": its
+ * time is the call's way out of the module, not any function's. */
+static const char *plt_stub(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address)
+{
+    Elf_Scn *scn = section_of(mod, address);
+    GElf_Addr bias;
+    Elf *elf = scn ? dwfl_module_getelf(mod, &bias) : NULL;
+    size_t names;
+    GElf_Shdr shdr;
+    const char *section = elf && elf_getshdrstrndx(elf, &names) == 0 && gelf_getshdr(scn, &shdr)
+                              ? elf_strptr(elf, names, shdr.sh_name)
+                              : NULL;
+    if (!section || strncmp(section, ".plt", 4) != 0)
+        return NULL;
+    const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    const char *slash = module ? strrchr(module, '/') : NULL;
+    char name[512];
+    int length = snprintf(name, sizeof name, "%s@plt", slash ? slash + 1 : module ? module : "??");
+    if (length < 0 || (size_t)length >= sizeof name)
+        return NULL;
+    uint32_t id = sprof_string_table_intern(&s->names, name, (size_t)length);
+    return id ? sprof_string_table_get(&s->names, id) : NULL;
 }
 
 /* A stripped function still has an unwind-table entry (FDE) giving its
@@ -779,6 +813,8 @@ int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
         return count;
     }
     const char *name = elf_symbol_name(s, mod, address);
+    if (!name)
+        name = plt_stub(s, mod, address);
     if (name) {
         memset(&frames[0], 0, sizeof frames[0]);
         frames[0].function = name;

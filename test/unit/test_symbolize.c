@@ -2,7 +2,11 @@
  * addresses in advance (sprof_symbolizer_expect keeps only the symbols that
  * contain them): checked on symbol_shapes.S's awkward symbols and on every
  * module this test has loaded, libc and libdw among them. */
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <link.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +182,29 @@ static void check_shapes(struct sprof_symbolizer *s)
     CHECK_STR(function_at(s, shape_end + 15), "shape_end");
 }
 
+/* An address inside this program's PLT (.plt.sec, else .plt); 0 if it
+ * has none. */
+static uint64_t plt_address(void)
+{
+    elf_version(EV_CURRENT);
+    int fd = open("/proc/self/exe", O_RDONLY);
+    CHECK(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    size_t names;
+    CHECK(elf != NULL && elf_getshdrstrndx(elf, &names) == 0);
+    uint64_t found = 0;
+    for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
+        GElf_Shdr shdr;
+        const char *name = gelf_getshdr(scn, &shdr) ? elf_strptr(elf, names, shdr.sh_name) : NULL;
+        if (name && (!strcmp(name, ".plt.sec") || (!strcmp(name, ".plt") && !found)) &&
+            shdr.sh_size > 8)
+            found = modules[0].bias + shdr.sh_addr + 4;
+    }
+    elf_end(elf);
+    close(fd);
+    return found;
+}
+
 static void test_shapes_named(void)
 {
     size_t count;
@@ -187,6 +214,14 @@ static void test_shapes_named(void)
     struct sprof_symbolizer *expecting = new_symbolizer();
     sprof_symbolizer_expect(expecting, addresses, count);
     check_shapes(expecting);
+    /* A PLT stub: no function's, named by its module. */
+    uint64_t plt = plt_address();
+    if (plt) {
+        CHECK_STR(function_at(plain, (const void *)(uintptr_t)plt), "exe@plt");
+        CHECK_STR(function_at(expecting, (const void *)(uintptr_t)plt), "exe@plt");
+    } else {
+        printf("no PLT in this build: its name is not checked\n");
+    }
     sprof_symbolizer_free(plain);
     sprof_symbolizer_free(expecting);
     free(addresses);
