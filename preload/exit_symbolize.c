@@ -5,12 +5,15 @@
  * symbols. libsprof.so loads this library only then (exit_names.h).
  * NOT async-signal-safe. */
 #include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exit_names.h"
 #include "module_list.h"
+#include "perf_map.h"
 #include "sprof/trace_format.h"
 #include "string_table.h"
 #include "symbolize.h"
@@ -302,6 +305,9 @@ void sprof_names_write(const char *path, const struct sprof_module_list *modules
     sort_addresses(sorted, sorted_count);
     if (sorted)
         sprof_symbolizer_expect(symbolizer, sorted, sorted_count);
+    /* Code in no module is a JIT's: named from its perf map, if it wrote one. */
+    struct perf_map jit_names = {0};
+    bool jit_names_read = false;
     struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
     for (size_t i = 0; i < sorted_count; i++) {
         uint64_t address = sorted[i];
@@ -322,6 +328,18 @@ void sprof_names_write(const char *path, const struct sprof_module_list *modules
                 flags = SPROF_SYMBOL_ELF;
                 count = 1;
             }
+        } else {
+            if (!jit_names_read) {
+                perf_map_read_own(&jit_names);
+                jit_names_read = true;
+            }
+            const char *name = perf_map_find(&jit_names, address);
+            if (name) {
+                memset(&frames[0], 0, sizeof frames[0]);
+                frames[0].function = name;
+                flags = SPROF_SYMBOL_ELF;
+                count = 1;
+            }
         }
         write_name(&w, address, m ? m->id : SPROF_MODULE_NONE, frames, count, flags);
         append_when_large(&enc, false, append);
@@ -329,6 +347,7 @@ void sprof_names_write(const char *path, const struct sprof_module_list *modules
     end_names_record(&w);
     append_when_large(&enc, true, append);
     free(sorted);
+    perf_map_free(&jit_names);
     sprof_encoder_free(&enc);
     sprof_encoder_free(&w.names);
     sprof_string_table_free(&w.strings);

@@ -1860,6 +1860,35 @@ def separate_debug(env):
           f"no placeholder names without the debug file: {sorted(rows)[:10]}")
 
 
+@test
+def jit_perf_map(env):
+    """Code a JIT made, named in /tmp/perf-PID.map (perf's format, as node's
+    --perf-basic-prof writes it): its samples take that name, the later of
+    two entries for the same code winning; without a map they stay bare
+    addresses."""
+    def run(mode, trace):
+        argv = [env.program("jitmap")] + ([mode] if mode else [])
+        result = env.run(argv, trace=trace, extra_env={"SPROF_QUIET": "1"})
+        found = re.search(r"map (\S+)", result.stderr)
+        if found and os.path.exists(found.group(1)):
+            os.unlink(found.group(1))
+        check(result.returncode == 0, f"jitmap {mode}: exit {result.returncode} {result.stderr!r}")
+        if result.stdout.strip() == "unsupported":
+            raise Skip("programs/jitmap is written for x86-64")
+        return env.functions(trace)
+
+    rows = run("", "jitmap.bin")
+    name = "LazyCompile:*jitted_spin work.js:1"
+    share = pct(rows, name, "self_percent")
+    print(f"  {name}: {share:.1f}% self")
+    check(share > 5, f"{name} has {share:.1f}% of the samples")
+    check("stale_entry" not in rows, "the entry the map replaced names the code")
+    check(pct(rows, "c_half", "self_percent") > 30, "c_half lost its samples")
+    bare = run("nomap", "jitmap-nomap.bin")
+    check(not any("jitted_spin" in n for n in bare), "named without a map")
+    check(any(n.startswith("0x") for n in bare), f"no bare address without a map: {sorted(bare)}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("test", choices=sorted(TESTS))
