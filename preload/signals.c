@@ -199,9 +199,11 @@ static void on_forwarded_fault(int signal_number, siginfo_t *info, void *context
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;
+        int saved_errno = errno;
         forwarding[signal_number] = 0;
         if (!guard(signal_number, &dfl))
             sprof_real_sigaction(signal_number, &dfl, NULL);
+        errno = saved_errno;
     }
     if (!is_handler(&theirs))
         return;
@@ -378,24 +380,16 @@ SPROF_EXPORT int sigaction(int signal_number, const struct sigaction *action,
         forwarding[signal_number] = 0;
         return sprof_real_sigaction(signal_number, action, NULL);
     }
-    if (action && is_fault_signal(signal_number) && is_handler(action) &&
-        atomic_load(&sprof.active) && !in_vfork_child()) {
+    /* A fault handler gets sprof's in front of it. A terminating signal
+     * handed back to the default action (CPython does so to die of an
+     * uncaught KeyboardInterrupt) is stood in for again, so that dying of
+     * it still writes the summary. */
+    bool to_forward = action && is_fault_signal(signal_number) && is_handler(action);
+    bool to_guard = action && is_default(action) && is_terminating(signal_number);
+    if ((to_forward || to_guard) && atomic_load(&sprof.active) && !in_vfork_child()) {
         struct sigaction previous;
         if (sprof_real_sigaction(signal_number, NULL, &previous) == 0 &&
-            forward_to(signal_number, action)) {
-            if (old)
-                *old = previous;
-            return 0;
-        }
-    }
-    if (action && is_default(action) && is_terminating(signal_number) &&
-        atomic_load(&sprof.active) && !in_vfork_child()) {
-        /* Handed back to the default action (CPython does so to die of an
-         * uncaught KeyboardInterrupt): stand in for it again, so that
-         * dying of it still writes the summary. */
-        struct sigaction previous;
-        if (sprof_real_sigaction(signal_number, NULL, &previous) == 0 &&
-            guard(signal_number, action)) {
+            (to_forward ? forward_to(signal_number, action) : guard(signal_number, action))) {
             if (old)
                 *old = previous;
             return 0;
