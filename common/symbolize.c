@@ -738,6 +738,22 @@ static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod,
     return NULL;
 }
 
+/* The module's file name followed by suffix, kept in the symbolizer's
+ * names; NULL when out of memory. */
+static const char *named_after_module(struct sprof_symbolizer *s, Dwfl_Module *mod,
+                                      const char *suffix)
+{
+    const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    const char *slash = module ? strrchr(module, '/') : NULL;
+    char name[512];
+    int length = snprintf(name, sizeof name, "%s%s", slash ? slash + 1 : module ? module : "??",
+                          suffix);
+    if (length < 0 || (size_t)length >= sizeof name)
+        return NULL;
+    uint32_t id = sprof_string_table_intern(&s->names, name, (size_t)length);
+    return id ? sprof_string_table_get(&s->names, id) : NULL;
+}
+
 /* A PLT stub (in .plt, .plt.sec, .plt.got) is named "module@plt": its
  * time is the call's way out of the module, not any function's. */
 static const char *plt_stub(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address)
@@ -752,14 +768,7 @@ static const char *plt_stub(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64
                               : NULL;
     if (!section || strncmp(section, ".plt", 4) != 0)
         return NULL;
-    const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-    const char *slash = module ? strrchr(module, '/') : NULL;
-    char name[512];
-    int length = snprintf(name, sizeof name, "%s@plt", slash ? slash + 1 : module ? module : "??");
-    if (length < 0 || (size_t)length >= sizeof name)
-        return NULL;
-    uint32_t id = sprof_string_table_intern(&s->names, name, (size_t)length);
-    return id ? sprof_string_table_get(&s->names, id) : NULL;
+    return named_after_module(s, mod, "@plt");
 }
 
 /* A stripped function still has an unwind-table entry (FDE) giving its
@@ -778,20 +787,15 @@ static const char *unnamed_function(struct sprof_symbolizer *s, Dwfl_Module *mod
         return m->unnamed_name;
     if (!unwind || !sprof_unwind_table_find(unwind, address - bias, &start, &end))
         return NULL;
-    const char *module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-    const char *slash = module ? strrchr(module, '/') : NULL;
-    char name[512];
-    int length = snprintf(name, sizeof name, "%s+0x%" PRIx64,
-                          slash ? slash + 1 : module ? module : "??", start);
-    if (length < 0 || (size_t)length >= sizeof name)
-        return NULL;
-    uint32_t id = sprof_string_table_intern(&s->names, name, (size_t)length);
-    if (!id)
+    char offset[24];
+    snprintf(offset, sizeof offset, "+0x%" PRIx64, start);
+    const char *name = named_after_module(s, mod, offset);
+    if (!name)
         return NULL;
     m->unnamed_start = start;
     m->unnamed_end = end;
-    m->unnamed_name = sprof_string_table_get(&s->names, id);
-    return m->unnamed_name;
+    m->unnamed_name = name;
+    return name;
 }
 
 int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
