@@ -836,16 +836,22 @@ def unwind_faults(env):
         # it at its default action, which is what sprof's catch relies on.
         settings["ASAN_OPTIONS"] = env.sanitizer_env.get("ASAN_OPTIONS", "") + \
             ":handle_segv=0:handle_sigbus=0"
-    faults = 0
-    for attempt in range(5):
-        trace = f"badcfi-{attempt}.bin"
-        result = env.run([env.program("badcfi"), "3000"], trace=trace, extra_env=settings)
-        check(result.returncode == 0 and result.stdout == plain.stdout,
-              f"run {attempt + 1}: exit {result.returncode}, stdout {result.stdout!r}")
-        table = env.analyze(os.path.join(env.workdir, trace)).stdout
-        found = re.search(r"(\d+) stacks were cut at their interrupted address", table)
-        faults += int(found.group(1)) if found else 0
-    print(f"  5 runs as without the profiler; {faults} unwinds faulted and were cut")
+    def faults_in_five_runs(argv, plain_stdout, label):
+        """Five runs ending as without sprof; the unwinds they cut."""
+        faults = 0
+        for attempt in range(5):
+            trace = f"badcfi-{label}-{attempt}.bin"
+            result = env.run(argv, trace=trace, extra_env=settings)
+            check(result.returncode == 0 and result.stdout == plain_stdout,
+                  f"{label}, run {attempt + 1}: exit {result.returncode}, "
+                  f"stdout {result.stdout!r}")
+            table = env.analyze(os.path.join(env.workdir, trace)).stdout
+            found = re.search(r"(\d+) stacks were cut at their interrupted address", table)
+            faults += int(found.group(1)) if found else 0
+        print(f"  {label}: 5 runs as without the profiler; {faults} unwinds faulted and were cut")
+        return faults
+
+    faults = faults_in_five_runs([env.program("badcfi"), "3000"], plain.stdout, "default")
     check(faults > 0, "no unwind faulted: the test did not reach the case it is for")
 
     # The program handling SIGSEGV and SIGBUS itself, as JITs do: the
@@ -855,19 +861,8 @@ def unwind_faults(env):
     plain = env.run(argv, profile=False)
     check(plain.returncode == 0 and plain.stdout == "done\nhandled\n",
           f"without sprof: exit {plain.returncode}, stdout {plain.stdout!r}")
-    faults = 0
-    for attempt in range(5):
-        trace = f"badcfi-handler-{attempt}.bin"
-        result = env.run(argv, trace=trace, extra_env=settings)
-        check(result.returncode == 0 and result.stdout == plain.stdout,
-              f"own handler, run {attempt + 1}: exit {result.returncode}, "
-              f"stdout {result.stdout!r}")
-        table = env.analyze(os.path.join(env.workdir, trace)).stdout
-        found = re.search(r"(\d+) stacks were cut at their interrupted address", table)
-        faults += int(found.group(1)) if found else 0
-    print(f"  with its own handler: 5 runs as without; {faults} unwinds faulted and were cut")
+    faults = faults_in_five_runs(argv, plain.stdout, "own handler")
     check(faults > 0, "with its own handler, no unwind faulted")
-
 
 @test
 def coroutine_stacks(env):

@@ -473,12 +473,11 @@ static void test_root_outside_modules(void)
         sprof_encoder_varint(&tb.enc, 2 << 1);
         CHECK(sprof_encoder_end_record(&tb.enc));
         tb.record_count++;
+        tb_finish(&tb, 5, 5000);
 
         struct profile p;
         profile_init(&p);
-        char path[64], error[256], warning[256];
-        unit_write_temp(path, tb.enc.data, tb.enc.size);
-        CHECK(profile_load_file(&p, path, error, sizeof error, warning, sizeof warning) > 0);
+        load_built(&p, &tb);
         tb_free(&tb);
         CHECK_EQ(p.total_samples, 5);
         size_t count;
