@@ -116,6 +116,12 @@ CHUNK_SECONDS = 0.005
 # chunks that hold about this many. Otherwise the median chunk would be one
 # with the commoner, smaller count of samples: 1 of 1.25 charged 20% less.
 GROUP_SAMPLES = 8
+# Profilers on setitimer (gperftools, and the floor on the same timer) take
+# so few samples a run (the tick's rate) that what they add is lost in the
+# drift between runs: they are measured within each run instead, on pairs of
+# phases of this many chunks with SIGPROF open and blocked (stackload.c).
+PHASED = ("itimer", "gperf")
+PHASE_CHUNKS = 2
 
 # What was found when a target was missed, by profiling the profiler (perf,
 # callgrind, and sprof on itself) when this harness was written. Printed
@@ -393,10 +399,10 @@ class Profilers:
 
     LABELS = {"none": "none", "floor": "floor", "sprof": "sprof", "perf": "perf record",
               "gperf": "gperftools", "sprof-kernel": "sprof, SPROF_KERNEL=1",
-              "timer": "timer alone", "trap": "floor, SIGTRAP"}
+              "timer": "timer alone", "trap": "floor, SIGTRAP", "itimer": "floor, setitimer"}
     # The floor's variants (bench/floor_preload.c, BENCH_FLOOR_SIGNAL): the
     # counter's timer without a signal, and with perf's own SIGTRAP.
-    FLOOR_SIGNALS = {"floor": "fasync", "timer": "none", "trap": "trap"}
+    FLOOR_SIGNALS = {"floor": "fasync", "timer": "none", "trap": "trap", "itimer": "itimer"}
 
     def __init__(self):
         self.missing = {}   # key -> why it is skipped
@@ -474,6 +480,23 @@ def grouped_cost(run, base):
         return None
     return (with_profiler / without - 1,
             (1 - without / with_profiler) * run.info["work_cpu"] / run.samples * 1e6)
+
+
+def paired_phase_cost(run):
+    """(CPU added, us per sample) of a stackload run in phases: the median
+    pair's open phase against its closed one, over the samples an open phase
+    holds (all the run's samples fall in open phases). None when not
+    measured."""
+    phases = run.info.get("phases") or []
+    pairs = len(phases) // 2
+    if not (run.samples and pairs):
+        return None
+    open_times, closed_times = phases[0:2 * pairs:2], phases[1:2 * pairs:2]
+    added = median([o - c for o, c in zip(open_times, closed_times)])
+    closed = median(closed_times)
+    if not closed:
+        return None
+    return added / closed, added / (run.samples / pairs) * 1e6
 
 
 def interleaved(configs, reps, run_one):
@@ -622,12 +645,15 @@ class Harness:
     # --- 1. Per-sample cost ------------------------------------------------------
 
     def stackload(self, key, freq, frames, threads, iterations, trace=False, wrapper=(),
-                  thread_view=False):
+                  thread_view=False, phases=0):
         """Runs bench/stackload.c; run.info gets work_cpu (s), chunks and
-        median_chunk (s)."""
+        median_chunk (s), and with phases (chunks a phase), the phases'
+        times."""
         run_dir = new_run_dir()
         out = run_dir / "stackload.txt"
         cmd = [BIN / "stackload", frames, threads, iterations, self.chunk, out]
+        if phases:
+            cmd.append(phases)
         run = self.profilers.run(key, freq, cmd, run_dir, trace=trace, wrapper=wrapper,
                                  threads=thread_view)
         run.info.update(work_cpu=None, chunks=None, median_chunk=None, chunk_times=[])
@@ -636,7 +662,8 @@ class Harness:
             work_cpu, _, _, chunks, median_chunk, _ = lines[0].split()
             run.info.update(work_cpu=float(work_cpu), chunks=int(chunks),
                             median_chunk=float(median_chunk),
-                            chunk_times=[float(x) for x in lines[1].split()] if len(lines) > 1 else [])
+                            chunk_times=[float(x) for x in lines[1].split()] if len(lines) > 1 else [],
+                            phases=[float(x) for x in lines[2].split()] if len(lines) > 2 else [])
         self.check("stackload %d frames, %d threads" % (frames, threads), key, run)
         run.info["run_dir"] = run_dir
         if not wrapper:
@@ -655,7 +682,8 @@ class Harness:
 
     def bench_cost(self):
         section = Section("1. Per-sample cost in the profiled program")
-        peers = ["floor", "sprof"] + (["gperf"] if self.profilers.available("gperf") else [])
+        peers = ["floor", "sprof"] + (["itimer", "gperf"] if self.profilers.available("gperf")
+                                      else [])
         freqs = (999, 4000)
         # The floor split in two at 999 Hz: its timer alone, and the timer
         # with perf's SIGTRAP in place of the fasync signal.
@@ -669,8 +697,9 @@ class Harness:
         for frames in (10, 100):
             log("1. per-sample cost, %d frames" % frames)
             results = interleaved(configs, self.mode.cost_reps,
-                                  lambda c, r: self.stackload(c[0], c[1], frames, 1,
-                                                              self.iterations, trace=c[0] == "sprof"))
+                                  lambda c, r: self.stackload(
+                                      c[0], c[1], frames, 1, self.iterations, trace=c[0] == "sprof",
+                                      phases=PHASE_CHUNKS if c[0] in PHASED else 0))
             base = results[("none", 0)]
             whole = [r.info["work_cpu"] for r in base]
             self.raw["cost_base_%d" % frames] = dict(
@@ -680,7 +709,8 @@ class Harness:
             per_sample, added_cpu = {}, {}
             for f in freqs:
                 for p in peers_at[f]:
-                    measured = [grouped_cost(r, b) for r, b in zip(results[(p, f)], base)]
+                    measured = [paired_phase_cost(r) if p in PHASED else grouped_cost(r, b)
+                                for r, b in zip(results[(p, f)], base)]
                     rounds_cost[(frames, f, p)] = [m and m[1] for m in measured]
                     added_cpu[(f, p)] = median([m and m[0] for m in measured])
                     per_sample[(f, p)] = [x for x in rounds_cost[(frames, f, p)] if x is not None]
@@ -717,16 +747,27 @@ class Harness:
             % (fmt(self.facts["cost_noise"], "{:.0%}"), GROUP_SAMPLES),
             "samples a chunk is measured on groups of neighbouring chunks that hold %d: else the"
             % GROUP_SAMPLES,
-            "median chunk would be one with the commoner, smaller count (gperftools: 1 sample in",
-            "most 5 ms chunks, 2 in some). Medians of %d interleaved rounds, and the"
+            "median chunk would be one with the commoner, smaller count (at 999 Hz, 5 samples in",
+            "most chunks, 4 or 6 in some). Medians of %d interleaved rounds, and the"
             % self.mode.cost_reps,
             "middle half of the rounds' values. *depth*: the mean depth of sprof's recorded",
-            "stacks. gperftools' timer (setitimer) fires at most once per kernel tick (%s),"
+            "stacks. Two variants of the floor split its cost, at 999 Hz: *timer alone* = the same",
+            "counter with no signal (samples: its expiries); *floor, SIGTRAP* = the counter",
+            "signalling with perf's own SIGTRAP (attr.sigtrap) in place of the fasync SIGPROF that",
+            "sprof and the floor use.",
+            "",
+            "gperftools' timer (setitimer) fires at most once per kernel tick (%s), whatever"
             % ("HZ=%d" % self.machine["hz"] if self.machine["hz"] else "HZ unknown"),
-            "whatever rate is asked. Two variants of the floor split its cost, at 999 Hz:",
-            "*timer alone* = the same counter with no signal (samples: its expiries); *floor,",
-            "SIGTRAP* = the counter signalling with perf's own SIGTRAP (attr.sigtrap) in place of",
-            "the fasync SIGPROF that sprof and the floor use.",
+            "rate is asked: about %d samples in a run of stackload, too few for what they add to"
+            % round(self.mode.cost_seconds * (self.machine["hz"] or 250)),
+            "stand out of the drift between runs. So gperftools, and *floor, setitimer* (the same empty handler",
+            "as the floor, on gperftools' timer: its cost for the signal alone), are measured",
+            "within each run: stackload works in pairs of %d-chunk phases, SIGPROF blocked in one"
+            % PHASE_CHUNKS,
+            "and open in the other (a pending signal arrives as the phase opens), and per sample",
+            "= the median pair's (open - blocked) CPU / the samples an open phase takes. The",
+            "tick's check of the timer runs in both phases; gperftools' set-up and exit are in",
+            "neither, as sprof's are in neither of its figures.",
             ""]
         section.lines += markdown_table(
             ["frames", "depth", "Hz", "profiler", "samples", "CPU added", "us/sample",
@@ -755,20 +796,22 @@ class Harness:
                     None if ratio is None else ratio <= 0.5,
                     "%s us vs %s us, %sx%s" % (fmt(s, "{:.1f}"), fmt(g, "{:.1f}"), fmt(ratio),
                                                NOISE_NOTE if noisy else ""),
-                    self.cost_vs_gperftools_cause(costs, g)))
+                    self.cost_vs_gperftools_cause(costs, f)))
         else:
             section.lines.append("")
             section.lines.append("gperftools skipped: " + self.profilers.missing["gperf"] + ".")
         self.raw["cost_us"] = {"%d/%d/%s" % k: v for k, v in costs.items()}
         self.sections.append(section)
 
-    def cost_vs_gperftools_cause(self, costs, gperf_us):
-        """Where a sample's cost goes, from the floor and its two variants
-        (999 Hz, both stack depths): the timer's interrupts, the signal."""
+    def cost_vs_gperftools_cause(self, costs, freq):
+        """Where a sample's cost goes, at 100 frames: the floor and its two
+        variants (999 Hz, both stack depths) split the timer's interrupts from
+        the signal; the setitimer floor is gperftools' signal alone."""
         floor = median([costs.get((frames, 999, "floor")) for frames in (10, 100)])
         timer = median([costs.get((frames, 999, "timer")) for frames in (10, 100)])
         trap = median([costs.get((frames, 999, "trap")) for frames in (10, 100)])
-        if floor is None or timer is None or not gperf_us:
+        gperf = costs.get((100, freq, "gperf"))
+        if floor is None or timer is None or not gperf:
             return None
         text = ("measured in section 1's floor rows: the floor (the same timer and signal, an "
                 "empty handler) costs %.1f us a sample here, of which the counter's timer alone "
@@ -777,10 +820,16 @@ class Harness:
                 "itself), which a virtual machine makes dear. gperftools' setitimer is driven by "
                 "the kernel's tick, which fires anyway, so it pays for neither and takes a "
                 "quarter of the samples (the tick's rate)" % (floor, timer, floor - timer))
-        if timer > 0.5 * gperf_us:
-            text += ("; the timer alone is %.0f%% of gperftools' whole sample, so no profiler "
+        sprof, floor_here = costs.get((100, freq, "sprof")), costs.get((100, freq, "floor"))
+        itimer = costs.get((100, freq, "itimer"))
+        if None not in (sprof, floor_here, itimer):
+            text += ("; above its own floor, a sample of sprof costs %.1f us and one of "
+                     "gperftools %.1f us (its floor, *floor, setitimer*: %.1f us)"
+                     % (sprof - floor_here, gperf - itimer, itimer))
+        if floor > 0.5 * gperf:
+            text += ("; the floor alone is %.0f%% of gperftools' whole sample, so no profiler "
                      "that samples above the tick's rate with a timer per thread can cost half "
-                     "of gperftools' sample on this machine" % (100 * timer / gperf_us))
+                     "of gperftools' sample on this machine" % (100 * floor / gperf))
         if trap is not None:
             text += ("; perf's own SIGTRAP (attr.sigtrap), sent on the way back to user space, "
                      "costs %.1f us with the timer (the *floor, SIGTRAP* row): sprof does not use "

@@ -24,7 +24,12 @@
  *                                (count / period, read at the thread's end);
  *                        trap    perf's own SIGTRAP (attr.sigtrap, Linux
  *                                5.13+), sent on the way back to user space
- *                                instead of through an interrupt for fasync.
+ *                                instead of through an interrupt for fasync;
+ *                        itimer  no counter: setitimer(ITIMER_PROF), one
+ *                                SIGPROF timer for the process, driven by the
+ *                                kernel's tick, as gperftools uses it. The
+ *                                program's blocks of SIGPROF then hold, as
+ *                                they do under gperftools.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -36,11 +41,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -53,7 +60,7 @@ static int include_kernel = 0;
 static _Atomic int active;
 static int main_fd = -1;
 static pthread_key_t fd_key;
-static enum { SIGNAL_FASYNC, SIGNAL_NONE, SIGNAL_TRAP } signal_mode = SIGNAL_FASYNC;
+static enum { SIGNAL_FASYNC, SIGNAL_NONE, SIGNAL_TRAP, SIGNAL_ITIMER } signal_mode = SIGNAL_FASYNC;
 
 static void on_signal(int signal_number, siginfo_t *info, void *context)
 {
@@ -82,9 +89,20 @@ static int open_task_clock(int kernel)
     return (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+/* The process's ITIMER_PROF, in itimer mode: on (period_ns) or off. */
+static void set_process_timer(bool on)
+{
+    long period_us = (long)(period_ns / 1000);
+    struct itimerval timer = {.it_interval = {0, on ? period_us : 0},
+                              .it_value = {0, on ? period_us : 0}};
+    setitimer(ITIMER_PROF, &timer, NULL);
+}
+
 /* Arms a counter for the calling thread; returns its descriptor or -1. */
 static int arm_this_thread(void)
 {
+    if (signal_mode == SIGNAL_ITIMER)
+        return -1;
     int fd = open_task_clock(include_kernel);
     if (fd < 0)
         return -1;
@@ -150,7 +168,8 @@ static int mask_without_floor_signal(_Atomic(mask_fn) *real, const char *name, i
         atomic_store(real, fn);
     }
     sigset_t copy;
-    if (set && how != SIG_UNBLOCK && sigismember(set, floor_signal())) {
+    if (set && how != SIG_UNBLOCK && signal_mode != SIGNAL_ITIMER &&
+        sigismember(set, floor_signal())) {
         copy = *set;
         sigdelset(&copy, floor_signal());
         set = &copy;
@@ -177,7 +196,8 @@ static void *start_armed(void *raw)
     sigset_t own_signal;
     sigemptyset(&own_signal);
     sigaddset(&own_signal, floor_signal());
-    pthread_sigmask(SIG_UNBLOCK, &own_signal, NULL);
+    if (signal_mode != SIGNAL_ITIMER)
+        pthread_sigmask(SIG_UNBLOCK, &own_signal, NULL);
     int fd = arm_this_thread();
     if (fd >= 0) {
         *this_thread_fd() = fd + 1;
@@ -215,6 +235,8 @@ static void before_exec(void)
 {
     if (!atomic_load(&active))
         return;
+    if (signal_mode == SIGNAL_ITIMER) /* it would reach the new image */
+        set_process_timer(false);
     if (main_fd >= 0 && syscall(SYS_gettid) == getpid()) {
         disarm(main_fd);
         main_fd = -1;
@@ -231,6 +253,8 @@ static void after_failed_exec(void)
 {
     if (!atomic_load(&active))
         return;
+    if (signal_mode == SIGNAL_ITIMER)
+        set_process_timer(true);
     int fd = arm_this_thread();
     if (syscall(SYS_gettid) == getpid()) {
         main_fd = fd;
@@ -272,6 +296,8 @@ static void on_fork_child(void)
     atomic_store(&signals, 0);
     atomic_store(&threads_armed, 0);
     main_fd = arm_this_thread();
+    if (signal_mode == SIGNAL_ITIMER) /* not inherited */
+        set_process_timer(true);
 }
 
 __attribute__((constructor)) static void floor_start(void)
@@ -292,6 +318,8 @@ __attribute__((constructor)) static void floor_start(void)
         signal_mode = SIGNAL_NONE;
     else if (mode && !strcmp(mode, "trap"))
         signal_mode = SIGNAL_TRAP;
+    else if (mode && !strcmp(mode, "itimer"))
+        signal_mode = SIGNAL_ITIMER;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_signal;
@@ -302,11 +330,15 @@ __attribute__((constructor)) static void floor_start(void)
     pthread_atfork(NULL, NULL, on_fork_child);
     atomic_store(&active, 1);
     main_fd = arm_this_thread();
+    if (signal_mode == SIGNAL_ITIMER)
+        set_process_timer(true);
 }
 
 __attribute__((destructor)) static void floor_end(void)
 {
     atomic_store(&active, 0);
+    if (signal_mode == SIGNAL_ITIMER)
+        set_process_timer(false);
     disarm(main_fd);
     main_fd = -1;
     const char *path = getenv("BENCH_FLOOR_OUTPUT");

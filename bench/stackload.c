@@ -1,7 +1,7 @@
 /* stackload: a CPU-bound workload at a chosen stack depth, for the
  * benchmark harness (bench/bench.py).
  *
- *   stackload FRAMES THREADS ITERATIONS CHUNK OUTFILE
+ *   stackload FRAMES THREADS ITERATIONS CHUNK OUTFILE [PHASE_CHUNKS]
  *
  * Each of THREADS threads (the main thread itself when THREADS is 1)
  * recurses until its stack is about FRAMES frames deep, counting the
@@ -20,8 +20,20 @@
  * of the work. median_chunk_s is the median of the chunks' thread CPU times:
  * on a shared virtual machine the CPU is now and then much slower for a
  * while (its neighbours), which throws whole-run times about; the median
- * chunk is not moved by such episodes. */
+ * chunk is not moved by such episodes.
+ *
+ * With PHASE_CHUNKS (one thread only), the work runs in phases of that many
+ * chunks, alternately with SIGPROF blocked and unblocked, and a third line
+ * gives each pair's CPU seconds: open_s closed_s open_s closed_s ... The
+ * signal is blocked from the start of main, so a profiler driven by SIGPROF
+ * (gperftools) takes its samples only in the open phases, a pending one at
+ * the phase's first instruction; each phase's time includes its change of
+ * mask. Each pair is a measurement of the signal's whole cost in one
+ * process, free of the drift between runs: a profiler that samples at the
+ * tick's rate takes too few samples for runs to be told apart. */
+#include <signal.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +52,9 @@ struct job {
     uint64_t chunk;
     double *chunk_seconds; /* one per chunk */
     size_t chunks;
+    uint64_t phase_chunks;  /* 0: no phases */
+    double *phase_seconds;  /* open, closed, open, closed, ... */
+    size_t phases;
     uint64_t result;
 };
 
@@ -50,19 +65,50 @@ static double clock_seconds(clockid_t clock)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static uint64_t spin_chunk(struct job *job, uint64_t n, uint64_t x)
+{
+    double start = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
+    for (uint64_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        x ^= x >> 29;
+    }
+    if (n == job->chunk) /* a short last chunk would skew the median */
+        job->chunk_seconds[job->chunks++] = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - start;
+    return x;
+}
+
+/* Pairs of phases, SIGPROF open then closed, or closed then open (every
+ * other pair), so neither always runs first. */
+static uint64_t spin_phases(struct job *job, uint64_t x)
+{
+    sigset_t profiling;
+    sigemptyset(&profiling);
+    sigaddset(&profiling, SIGPROF);
+    uint64_t phase_work = job->chunk * job->phase_chunks;
+    for (uint64_t pair = 0; job->iterations >= 2 * phase_work * (pair + 1); pair++) {
+        for (int half = 0; half < 2; half++) {
+            bool open = (pair + (uint64_t)half) % 2 == 0;
+            double start = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
+            sigprocmask(open ? SIG_UNBLOCK : SIG_BLOCK, &profiling, NULL);
+            for (uint64_t c = 0; c < job->phase_chunks; c++)
+                x = spin_chunk(job, job->chunk, x);
+            sigprocmask(SIG_BLOCK, &profiling, NULL);
+            job->phase_seconds[2 * pair + !open] = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - start;
+        }
+        job->phases += 2;
+    }
+    return x;
+}
+
 __attribute__((noinline)) static uint64_t spin(struct job *job)
 {
     uint64_t x = 88172645463325252ull;
+    if (job->phase_chunks)
+        return spin_phases(job, x);
     uint64_t left = job->iterations;
     while (left > 0) {
         uint64_t n = left < job->chunk ? left : job->chunk;
-        double start = clock_seconds(CLOCK_THREAD_CPUTIME_ID);
-        for (uint64_t i = 0; i < n; i++) {
-            x = x * 6364136223846793005ull + 1442695040888963407ull;
-            x ^= x >> 29;
-        }
-        if (n == job->chunk) /* a short last chunk would skew the median */
-            job->chunk_seconds[job->chunks++] = clock_seconds(CLOCK_THREAD_CPUTIME_ID) - start;
+        x = spin_chunk(job, n, x);
         left -= n;
     }
     return x;
@@ -114,19 +160,30 @@ static int compare_doubles(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: stackload FRAMES THREADS ITERATIONS CHUNK OUTFILE\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: stackload FRAMES THREADS ITERATIONS CHUNK OUTFILE [PHASE_CHUNKS]\n");
         return 2;
     }
     int frames = atoi(argv[1]);
     int threads = atoi(argv[2]);
     uint64_t iterations = strtoull(argv[3], NULL, 10);
     uint64_t chunk = strtoull(argv[4], NULL, 10);
+    uint64_t phase_chunks = argc == 7 ? strtoull(argv[6], NULL, 10) : 0;
     if (frames < FRAMES_BELOW + 2 || frames > 2000 || threads < 1 || threads > MAX_THREADS ||
         chunk < 1) {
         fprintf(stderr, "stackload: FRAMES must be %d..2000, THREADS 1..%d, CHUNK >= 1\n",
                 FRAMES_BELOW + 2, MAX_THREADS);
         return 2;
+    }
+    if (phase_chunks && threads != 1) {
+        fprintf(stderr, "stackload: PHASE_CHUNKS needs THREADS 1\n");
+        return 2;
+    }
+    if (phase_chunks) {
+        sigset_t profiling;
+        sigemptyset(&profiling);
+        sigaddset(&profiling, SIGPROF);
+        sigprocmask(SIG_BLOCK, &profiling, NULL);
     }
     /* The recursion adds depth frames of descend and one of spin. */
     int depth = frames - FRAMES_BELOW - 1;
@@ -134,9 +191,11 @@ int main(int argc, char **argv)
     size_t all_chunks = 0;
     for (int i = 0; i < threads; i++) {
         uint64_t share = iterations / (uint64_t)threads;
-        jobs[i] = (struct job){.depth = depth, .iterations = share, .chunk = chunk};
+        jobs[i] = (struct job){.depth = depth, .iterations = share, .chunk = chunk,
+                               .phase_chunks = phase_chunks};
+        jobs[i].phase_seconds = phase_chunks ? calloc(share / chunk + 2, sizeof(double)) : NULL;
         jobs[i].chunk_seconds = malloc(sizeof(double) * (share / chunk + 1));
-        if (!jobs[i].chunk_seconds) {
+        if (!jobs[i].chunk_seconds || (phase_chunks && !jobs[i].phase_seconds)) {
             perror("stackload: malloc");
             return 2;
         }
@@ -180,5 +239,9 @@ int main(int argc, char **argv)
      * measured on runs of neighbouring chunks (bench.py, grouped_cost). */
     for (size_t c = 0; c < n; c++)
         fprintf(out, "%.9f%c", merged[c], c + 1 == n ? '\n' : ' ');
+    if (n == 0)
+        fputc('\n', out);
+    for (size_t p = 0; p < jobs[0].phases; p++)
+        fprintf(out, "%.9f%c", jobs[0].phase_seconds[p], p + 1 == jobs[0].phases ? '\n' : ' ');
     return fclose(out) == 0 ? 0 : 2;
 }
