@@ -3,6 +3,7 @@
 #include "profiler.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -270,6 +271,15 @@ __attribute__((constructor)) static void sprof_start(void)
         setenv(RUN_VARIABLE, value, 1);
     }
 
+    /* ThreadSanitizer holds an asynchronous signal back until the thread
+     * reaches a point of its choosing, so a sample would name that point;
+     * and it ends a thread before libunwind's per-thread cleanup, which
+     * then crashed the program inside ThreadSanitizer. */
+    if (dlsym(RTLD_DEFAULT, "__tsan_init")) {
+        print_start_line("this program is built with ThreadSanitizer, which delays signals "
+                         "and ends threads before libunwind's cleanup; not profiling");
+        return;
+    }
     if (!sprof_timer_plan_choose(&sprof.plan, sprof.settings.timer, sprof.settings.kernel,
                                  sprof.period_ns,
                                  sprof.settings.signal_number)) {

@@ -792,6 +792,40 @@ def go_cgo(env):
 
 
 @test
+def thread_sanitizer(env):
+    """A program built with ThreadSanitizer runs as without sprof, which says
+    in its one line that it does not profile it: its threads crashed at their
+    end (ThreadSanitizer had ended them before libunwind's cleanup ran), and
+    ThreadSanitizer holds signals back to points of its choosing."""
+    if env.asan:
+        raise Skip("the preloaded ASan runtime and ThreadSanitizer cannot share a process")
+    here = os.path.dirname(os.path.abspath(__file__))
+    binary = os.path.join(env.workdir, "threads-tsan")
+    built = subprocess.run([os.environ.get("CC", "cc"), "-O1", "-g", "-fsanitize=thread",
+                            "-pthread", "-I", os.path.join(here, "programs"), "-o", binary,
+                            os.path.join(here, "programs", "threads.c")],
+                           capture_output=True, text=True, timeout=120)
+    if built.returncode != 0:
+        raise Skip("no ThreadSanitizer here: " + built.stderr.strip()[-200:])
+    # Its workers share a counter: ThreadSanitizer reports the race, and the
+    # program exits with ThreadSanitizer's status, as it does without sprof.
+    plain = env.run([binary, "200"], profile=False)
+    check(plain.stdout == "threads: done\n" and "ThreadSanitizer" in plain.stderr,
+          f"without the profiler: exit {plain.returncode}, {plain.stderr[-300:]!r}")
+    for attempt in range(3):
+        result = env.run([binary, "200"], trace=f"tsan-{attempt}.bin")
+        check(result.returncode == plain.returncode and result.stdout == plain.stdout,
+              f"run {attempt + 1}: exit {result.returncode}, stdout {result.stdout!r}, "
+              f"stderr {result.stderr[-600:]!r}")
+        lines = [line for line in result.stderr.splitlines() if line.startswith("sprof")]
+        check(len(lines) == 1 and
+              "ThreadSanitizer" in lines[0] and "not profiling" in lines[0],
+              f"run {attempt + 1}: stderr {result.stderr[-600:]!r}")
+    print(f"  3 runs: exit status {plain.returncode} and output as without sprof, and one "
+          f"line: {lines[0]}")
+
+
+@test
 def seccomp_sandbox(env):
     """A program that enters a seccomp sandbox (strict; a filter that kills
     on any call it does not allow, set through prctl and through
