@@ -635,7 +635,10 @@ def names_library(env):
     check("addresses not named at exit" in table and "libsprof-names.so" in table,
           f"no notice of the missing library in {table[:1500]}")
     rows = env.functions("alone.bin")
-    expect_share(rows, "leaf_a", "self_percent", 60)
+    # About 220 samples: this checks that the analyzer names them, not the
+    # profile's precision (the split test), which a shared machine moved by
+    # over 2 points at this size.
+    expect_share(rows, "leaf_a", "self_percent", 60, tolerance=5)
 
 
 @test
