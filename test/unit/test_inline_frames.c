@@ -3,7 +3,9 @@
  * named from its DWARF all the same, each frame with its declaration's file:
  * checked on every address of inline_shapes.c's two functions, built as a
  * library with and without that section, and by clang where it is
- * installed (DWARF 5, whose file 0 clang declares functions in). */
+ * installed (DWARF 5, whose file 0 clang declares functions in). And a
+ * function defined in a namespace is named from DWARF, whoever compiled it
+ * (namespace_shapes.cpp). */
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -16,6 +18,9 @@
 #define MAX_FRAMES 16
 
 static const char *library_with_aranges, *library_without_aranges, *library_by_clang;
+/* namespace_shapes.cpp, built by each C++ compiler found. */
+static const char *namespaced_libraries[4];
+static int namespaced_library_count;
 
 /* The start and size of a function symbol, from the file's .symtab. */
 static void find_function(const char *path, const char *name, uint64_t *start, uint64_t *size)
@@ -136,21 +141,61 @@ static void test_one_deep(void)
     check_both("other_caller", allowed, 2);
 }
 
+/* Every address of a function defined two namespaces deep names it from
+ * DWARF, with its line and the file it is declared in. */
+static void test_namespaced_function(void)
+{
+    const char *mangled = "_ZN11outer_space11inner_space15namespaced_workEj";
+    if (namespaced_library_count == 0)
+        printf("no C++ compiler: namespaced functions are not checked\n");
+    for (int l = 0; l < namespaced_library_count; l++) {
+        const char *path = namespaced_libraries[l];
+        uint64_t start, size;
+        find_function(path, mangled, &start, &size);
+        struct sprof_symbolizer *s = symbolizer_for(path);
+        bool some_line = false;
+        for (uint64_t at = start; at < start + size; at++) {
+            struct sprof_frame_desc frames[MAX_FRAMES];
+            uint16_t flags;
+            int count = sprof_symbolizer_lookup(s, at, frames, MAX_FRAMES, &flags);
+            CHECK_EQ(count, 1);
+            CHECK_EQ(flags, SPROF_SYMBOL_DWARF);
+            CHECK_STR(frames[0].function, mangled);
+            const char *file = frames[0].decl_file;
+            if (!file || strlen(file) < 20 ||
+                strcmp(file + strlen(file) - 20, "namespace_shapes.cpp"))
+                unit_fail_str(__FILE__, __LINE__, "declared in", file, "namespace_shapes.cpp");
+            some_line = some_line || frames[0].line > 0;
+        }
+        CHECK(some_line);
+        sprof_symbolizer_free(s);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3 && argc != 4) {
+    int at = 1;
+    for (; at < argc && strcmp(argv[at], "--namespaced"); at++) {
+        if (at == 1)
+            library_with_aranges = argv[at];
+        else if (at == 2)
+            library_without_aranges = argv[at];
+        else if (at == 3)
+            library_by_clang = argv[at];
+    }
+    for (at++; at < argc && namespaced_library_count < 4; at++)
+        namespaced_libraries[namespaced_library_count++] = argv[at];
+    if (!library_with_aranges || !library_without_aranges) {
         fprintf(stderr, "usage: test_inline_frames LIBRARY LIBRARY-WITHOUT-ARANGES "
-                        "[LIBRARY-BY-CLANG]\n");
+                        "[LIBRARY-BY-CLANG] [--namespaced LIBRARY...]\n");
         return 2;
     }
-    library_with_aranges = argv[1];
-    library_without_aranges = argv[2];
-    library_by_clang = argc == 4 ? argv[3] : NULL;
     if (!library_by_clang)
         printf("no clang: its DWARF 5 is not checked\n");
     static const struct unit_case cases[] = {
         UNIT_CASE(test_two_deep),
         UNIT_CASE(test_one_deep),
+        UNIT_CASE(test_namespaced_function),
     };
     return unit_run(cases, sizeof cases / sizeof cases[0]);
 }
