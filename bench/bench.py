@@ -88,6 +88,8 @@ class Mode:
     growth_seconds: tuple   # CPU of the runs that show trace and memory growth
     exit_reps: int          # rounds for the exit cost
     script_functions: int   # functions in the large Python script
+    c_program_functions: int  # functions in the exit benchmark's C program
+    c_program_rounds: int     # times it runs each function (a round: about 10 ms of CPU)
     true_batches: int       # batches of /bin/true runs per configuration
     true_runs: int          # /bin/true runs per batch
     analyzer_samples: int   # samples in the synthetic trace
@@ -97,15 +99,18 @@ class Mode:
 MODES = {
     "quick": Mode("quick", cost_reps=5, cost_seconds=0.3, complete_reps=2, real_reps=3,
                   xz_mb=1, gcc_functions=40, py_seconds=1.0, growth_seconds=(1, 2, 4),
-                  exit_reps=3, script_functions=1500, true_batches=3, true_runs=20,
+                  exit_reps=3, script_functions=1500, c_program_functions=3000,
+                  c_program_rounds=100, true_batches=3, true_runs=20,
                   analyzer_samples=10_000_000, analyzer_reps=1),
     "full": Mode("full", cost_reps=15, cost_seconds=0.5, complete_reps=3, real_reps=5,
                  xz_mb=2.5, gcc_functions=120, py_seconds=2.5, growth_seconds=(4, 12, 36),
-                 exit_reps=5, script_functions=3000, true_batches=7, true_runs=20,
+                 exit_reps=5, script_functions=3000, c_program_functions=3000,
+                 c_program_rounds=200, true_batches=7, true_runs=20,
                  analyzer_samples=10_000_000, analyzer_reps=3),
     "long": Mode("long", cost_reps=21, cost_seconds=1.0, complete_reps=3, real_reps=5,
                  xz_mb=50, gcc_functions=1500, py_seconds=20.0, growth_seconds=(10, 20, 40),
-                 exit_reps=5, script_functions=3000, true_batches=9, true_runs=20,
+                 exit_reps=5, script_functions=3000, c_program_functions=3000,
+                 c_program_rounds=200, true_batches=9, true_runs=20,
                  analyzer_samples=10_000_000, analyzer_reps=3),
 }
 
@@ -960,6 +965,14 @@ class Harness:
         self.large_script = DATA / ("large_script_%d.py" % self.mode.script_functions)
         self.large_script.write_text(generate_python_script(self.mode.script_functions))
         self.python = self.python_binary()
+        self.c_program = None
+        if shutil.which("gcc"):
+            source = DATA / ("functions-%d.c" % self.mode.c_program_functions)
+            source.write_text(generate_c_program(self.mode.c_program_functions,
+                                                 self.mode.c_program_rounds))
+            binary = DATA / source.stem
+            if run_quiet(["gcc", "-O2", "-g", "-o", binary, source]).returncode == 0:
+                self.c_program = binary
         # Rounds of bench/pywork.py for the CPU time wanted.
         run_dir = new_run_dir()
         trial = min(execute([self.python, BENCH / "pywork.py", 2], run_dir).cpu
@@ -1333,41 +1346,59 @@ class Harness:
 
     # --- 5. Start and exit ------------------------------------------------------------------
 
-    def bench_start_exit(self):
-        section = Section("5. Start and exit")
-        log("5. exit cost: python3 running %s" % self.large_script.name)
-        configs = ["1", "0"]
-
+    def exit_cost(self, cmd):
+        """(CPU s, wall s, addresses named) that naming the addresses adds to
+        a profiled run's exit: SPROF_SYMBOLIZE=1 against 0, paired by round,
+        each timed from the program's last act (it writes its clocks to
+        $BENCH_TAIL_OUTPUT) to its end, so the noise of the rest of the run
+        drops out."""
         def run_one(symbolize, r):
             run_dir = new_run_dir()
             tail = run_dir / "tail.txt"
-            run = self.profilers.run("sprof", 999, [self.python, self.large_script], run_dir,
+            run = self.profilers.run("sprof", 999, cmd, run_dir,
                                      env={"SPROF_SYMBOLIZE": symbolize,
                                           "BENCH_TAIL_OUTPUT": str(tail)},
                                      trace=symbolize == "1")
-            self.check("large python script", "sprof", run)
-            # The CPU and wall time after the script's last line: the exit.
+            self.check(Path(cmd[-1]).name, "sprof", run)
             run.info["tail_cpu"] = run.info["tail_wall"] = None
             if tail.exists():
-                script_cpu, script_end = (float(x) for x in tail.read_text().split())
-                run.info["tail_cpu"] = run.cpu - script_cpu
-                run.info["tail_wall"] = run.info["end"] - script_end
+                program_cpu, program_end = (float(x) for x in tail.read_text().split())
+                run.info["tail_cpu"] = run.cpu - program_cpu
+                run.info["tail_wall"] = run.info["end"] - program_end
             shutil.rmtree(run_dir, ignore_errors=True)
             return run
 
-        results = interleaved(configs, self.mode.exit_reps, run_one)
+        results = interleaved(["1", "0"], self.mode.exit_reps, run_one)
+        self.exit_runs = results
         pairs = list(zip(results["1"], results["0"]))
         cpu = median([a.info["tail_cpu"] - b.info["tail_cpu"] for a, b in pairs
                       if a.info["tail_cpu"] is not None and b.info["tail_cpu"] is not None])
         wall = median([a.info["tail_wall"] - b.info["tail_wall"] for a, b in pairs
                        if a.info["tail_wall"] is not None and b.info["tail_wall"] is not None])
         symbols = median([r.info["trace"]["symbols"] for r in results["1"] if "trace" in r.info])
-        lines = self.large_script.read_text().count("\n")
-        rows = [["exit: python3, %d-line script, SPROF_SYMBOLIZE=1 vs 0" % lines,
-                 fmt(median([r.cpu for r in results["0"]])),
-                 fmt(None if cpu is None else cpu * 1e3, "{:+.0f}"),
-                 fmt(None if wall is None else wall * 1e3, "{:+.0f}"),
-                 "%s addresses named" % fmt(symbols, "{:.0f}")]]
+        return cpu, wall, symbols
+
+    def bench_start_exit(self):
+        section = Section("5. Start and exit")
+        exits = [("python3", [self.python, self.large_script])]
+        if self.c_program:
+            exits.append(("C", [self.c_program]))
+        rows = []
+        exit_ms = {}
+        for label, cmd in exits:
+            log("5. exit cost: %s" % " ".join(str(Path(c).name) for c in cmd))
+            cpu, wall, symbols = self.exit_cost(cmd)
+            exit_ms[label] = (cpu, wall)
+            if label == "python3":
+                what = ("exit: python3, %d-line script, SPROF_SYMBOLIZE=1 vs 0"
+                        % self.large_script.read_text().count("\n"))
+            else:
+                what = ("exit: C program built with -g, %d functions in one unit, "
+                        "SPROF_SYMBOLIZE=1 vs 0" % self.mode.c_program_functions)
+            rows.append([what, fmt(median([r.cpu for r in self.exit_runs["0"]])),
+                         fmt(None if cpu is None else cpu * 1e3, "{:+.0f}"),
+                         fmt(None if wall is None else wall * 1e3, "{:+.0f}"),
+                         "%s addresses named" % fmt(symbols, "{:.0f}")])
 
         log("5. start-up: /bin/true")
         true_path = shutil.which("true") or "/bin/true"
@@ -1441,11 +1472,15 @@ class Harness:
             "Exit: the same profiled run with and without naming the addresses at exit",
             "(SPROF_SYMBOLIZE=1 vs 0), paired by round; medians of %d rounds. Timed from the"
             % self.mode.exit_reps,
-            "script's last line (it writes its CPU and monotonic clocks) to the process's end,",
-            "so the noise of the rest of the run drops out. The script is",
+            "program's last act (it writes its CPU and monotonic clocks) to the process's end,",
+            "so the noise of the rest of the run drops out. The Python script is",
             "generated (build/bench/data/) and calls %d functions that use much of the standard"
             % self.mode.script_functions,
-            "library. Start-up: %d batches of %d runs of /bin/true per configuration, interleaved."
+            "library. The C program (generated there too, gcc -O2 -g) runs %d small functions"
+            % self.mode.c_program_functions,
+            "%d times over: its samples land all over one large unit of debug information, each"
+            % self.mode.c_program_rounds,
+            "named with its function, file and line. Start-up: %d batches of %d runs of /bin/true per configuration, interleaved."
             % (self.mode.true_batches, self.mode.true_runs),
             "Thread start: bench/threadstart.c starts 50 threads one by one; each reads its own",
             "CPU clock first (medians of %d runs). Memory: the same program starts %d threads"
@@ -1455,14 +1490,19 @@ class Harness:
             ""]
         section.lines += markdown_table(["what", "CPU without", "CPU added ms", "wall added ms",
                                          "note"], rows)
-        section.targets.append(Target("exit cost (naming addresses) at most 100 ms for python3 "
-                                      "running a large script",
-                                      None if cpu is None else cpu <= 0.100,
-                                      "%s ms of CPU, %s ms of wall" % (
-                                          fmt(None if cpu is None else cpu * 1e3, "{:.0f}"),
-                                          fmt(None if wall is None else wall * 1e3, "{:.0f}")),
-                                      None))
-        self.raw["exit_cost"] = dict(cpu=cpu, wall=wall, symbols=symbols)
+        for label, what in (("python3", "python3 running a large script"),
+                            ("C", "a C program built with -g, many functions in one unit")):
+            if label not in exit_ms:
+                continue
+            cpu, wall = exit_ms[label]
+            section.targets.append(Target(
+                "exit cost (naming addresses) at most 100 ms for " + what,
+                None if cpu is None else cpu <= 0.100,
+                "%s ms of CPU, %s ms of wall" % (fmt(None if cpu is None else cpu * 1e3, "{:.0f}"),
+                                                 fmt(None if wall is None else wall * 1e3,
+                                                     "{:.0f}")),
+                None))
+        self.raw["exit_cost"] = {label: dict(cpu=c, wall=w) for label, (c, w) in exit_ms.items()}
         self.sections.append(section)
 
     def profile_analyzer(self, trace, stack_records):
@@ -1701,6 +1741,44 @@ def generate_python_script(functions, seed=11):
             "with open(os.environ['BENCH_TAIL_OUTPUT'], 'w') as tail:",
             "    tail.write('%r %r\\n' % (time.process_time(), time.clock_gettime(time.CLOCK_MONOTONIC)))",
             ""]
+    return "\n".join(out)
+
+
+def generate_c_program(functions, rounds, seed=13):
+    """A C program of many small functions in one file (one DWARF unit when
+    built with -g), each run in turn, that writes its CPU and monotonic
+    clocks to $BENCH_TAIL_OUTPUT as its last act: its samples land on
+    addresses all over the unit, each of which the exit names."""
+    r = random.Random(seed)
+    out = ["/* Generated by bench/bench.py: the C program of the exit-cost benchmark. */",
+           "#include <stdint.h>", "#include <stdio.h>", "#include <stdlib.h>",
+           "#include <time.h>", "", "volatile uint64_t sink;", ""]
+    for i in range(functions):
+        out.append("__attribute__((noinline)) static uint64_t f%d(uint64_t x)" % i)
+        out.append("{")
+        out.append("    for (int k = 0; k < %d; k++) {" % r.randint(1500, 2500))
+        out.append("        x = x * %dull + %d;" % (r.randrange(3, 1 << 30, 2), i))
+        out.append("        x ^= x >> %d;" % r.randint(7, 29))
+        out.append("    }")
+        out.append("    return x;")
+        out.append("}")
+        out.append("")
+    out.append("static uint64_t (*const functions[])(uint64_t) = {%s};"
+               % ", ".join("f%d" % i for i in range(functions)))
+    out += ["", "static double seconds(clockid_t clock)", "{",
+            "    struct timespec ts;", "    clock_gettime(clock, &ts);",
+            "    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;", "}", "",
+            "int main(void)", "{", "    uint64_t x = 1;",
+            "    for (int round = 0; round < %d; round++)" % rounds,
+            "        for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++)",
+            "            x = functions[i](x);",
+            "    sink = x;",
+            "    /* The harness times what comes after this: the profiler's exit. */",
+            "    FILE *tail = fopen(getenv(\"BENCH_TAIL_OUTPUT\"), \"w\");",
+            "    if (!tail)", "        return 1;",
+            "    fprintf(tail, \"%.9f %.9f\\n\", seconds(CLOCK_PROCESS_CPUTIME_ID),",
+            "            seconds(CLOCK_MONOTONIC));",
+            "    return fclose(tail) != 0;", "}", ""]
     return "\n".join(out)
 
 
