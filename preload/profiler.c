@@ -588,7 +588,10 @@ static void on_fork_child(void)
     }
     if (self)
         self->has_timer = false;
-    sprof_trace_after_fork_child();
+    /* Passed, not read from sprof_current_thread (cleared above): the
+     * child's thread stays active, or its last samples and its record were
+     * never written (about the last 100 ms of each forked child's). */
+    sprof_trace_after_fork_child(self);
     sprof.pid = getpid();
     sprof.root = false;
     sprof.prints_line = false;

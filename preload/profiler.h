@@ -68,8 +68,9 @@ void sprof_thread_release(struct sprof_thread *t);
 void sprof_thread_read_name(pid_t tid, char name[16]);
 /* The CPU time a thread of this process has used, by tid; 0 if unknown. */
 uint64_t sprof_thread_cpu_ns(pid_t tid);
-/* After fork, in the child: forget every thread but the calling one. */
-void sprof_threads_after_fork_child(void);
+/* After fork, in the child: forget every thread but self, the calling
+ * one's state (NULL if it has none). */
+void sprof_threads_after_fork_child(struct sprof_thread *self);
 /* What pthread_create passes to sprof_start_sampled_thread (malloc'd). */
 struct sprof_start_info {
     void *(*start)(void *);
@@ -112,8 +113,8 @@ void sprof_trace_before_exec(void);
 void sprof_trace_after_failed_exec(void);
 void sprof_trace_before_fork(void);
 void sprof_trace_after_fork_parent(void);
-/* In the child: forgets the parent's trace. */
-void sprof_trace_after_fork_child(void);
+/* In the child: forgets the parent's trace and every thread but self. */
+void sprof_trace_after_fork_child(struct sprof_thread *self);
 
 /* Descriptor guard (fd_guard.c). libunwind's memory-validation pipe, just
  * made by libunwind inside the unwinding window: kept off the program's

@@ -302,9 +302,8 @@ static void end_thread(struct sprof_thread *t)
     atomic_store(&t->state, SPROF_STATE_FREE);
 }
 
-void sprof_threads_after_fork_child(void)
+void sprof_threads_after_fork_child(struct sprof_thread *self)
 {
-    struct sprof_thread *self = sprof_current_thread;
     for (struct sprof_thread *t = atomic_load(&sprof_threads); t; t = t->next) {
         /* The parent writes out its own threads' samples. */
         atomic_store(&t->busy, SPROF_IDLE);

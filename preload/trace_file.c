@@ -436,7 +436,7 @@ void sprof_trace_after_fork_parent(void)
     pthread_mutex_unlock(&trace_lock);
 }
 
-void sprof_trace_after_fork_child(void)
+void sprof_trace_after_fork_child(struct sprof_thread *self)
 {
     pthread_mutex_init(&trace_lock, NULL);
     close_trace();
@@ -449,6 +449,6 @@ void sprof_trace_after_fork_child(void)
     atomic_store(&sprof_truncated_stacks, 0);
     atomic_store(&sprof_write_failures, 0);
     atomic_store(&sprof_next_table_id, 0);
-    sprof_threads_after_fork_child();
+    sprof_threads_after_fork_child(self);
     sprof_call_counts_after_fork_child();
 }

@@ -1503,6 +1503,32 @@ def fork_without_exec(env):
 
 
 @test
+def forked_thread_child(env):
+    """A child forked by a thread other than the main one is profiled whole:
+    its one thread has its record (CPU time, name), its samples cover that
+    CPU time, and its two equal halves get equal shares, however it ends.
+    sprof forgot that thread in the child: the samples of its last 100 ms
+    and its record were lost."""
+    for ending in ("exit", "_exit"):
+        trace = f"forkthread-{ending}.bin"
+        result = run_ok(env, [env.program("forkthread"), ending], trace=trace,
+                        extra_env={"SPROF_QUIET": "1"})
+        child = result.stdout.strip()
+        rows = [t for t in env.threads(trace) if t["pid"] == child]
+        check(len(rows) == 1, f"{ending}: the child's threads: {rows}")
+        row = rows[0]
+        check(row["cpu_seconds"] != "" and row["name"] == "forkthread",
+              f"{ending}: the child's thread has no record: {row}")
+        sampled, cpu = float(row["sampled_seconds"]), float(row["cpu_seconds"])
+        print(f"  {ending}: the child sampled {sampled:.3f} s of its {cpu:.3f} s")
+        check(cpu > 0.1 and sampled / cpu > 0.9, f"{ending}: sampled {sampled} s of {cpu} s")
+        functions = env.functions(trace)
+        first, second = (pct(functions, name, "self_percent")
+                         for name in ("first_half", "second_half"))
+        check(abs(first - second) < 10, f"{ending}: halves {first}% and {second}%")
+
+
+@test
 def daemon(env):
     """A program that changes directory, loads and unloads a library, closes
     every descriptor and dup2s /dev/null over the rest: the trace stays where
