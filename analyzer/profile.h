@@ -94,6 +94,11 @@ struct profile {
     size_t notice_count;
     uint64_t total_samples;
     uint64_t total_weight_ns;
+    /* libdw's readers of the module files traces name addresses in, one a
+     * file, shared by every trace loaded (a run's processes share their
+     * libraries: each file is read once). */
+    struct module_namer *namers;
+    size_t namer_count, namer_capacity;
 };
 
 void profile_init(struct profile *profile);

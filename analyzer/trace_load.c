@@ -44,8 +44,19 @@ void profile_init(struct profile *p)
     sprof_map_init(&p->edge_by_pair);
 }
 
+/* One module file's reader, by its path and build id. */
+struct module_namer {
+    uint32_t path; /* profile string */
+    uint8_t build_id[SPROF_BUILD_ID_MAX];
+    uint32_t build_id_size;
+    struct sprof_symbolizer *symbolizer; /* the file at address 0; NULL: unusable */
+};
+
 void profile_free(struct profile *p)
 {
+    for (size_t i = 0; i < p->namer_count; i++)
+        sprof_symbolizer_free(p->namers[i].symbolizer);
+    free(p->namers);
     sprof_string_table_free(&p->strings);
     sprof_map_free(&p->function_by_key);
     free(p->functions);
@@ -82,6 +93,9 @@ struct function_memo_slot {
 struct loaded_symbol {
     uint32_t first_frame, frame_count;
     uint32_t module_id;
+    /* Named at exit after its module and offset only (no symbol there):
+     * the analyzer may know better (debug files the exit does not read). */
+    bool placeholder;
 };
 struct loaded_stack {
     size_t first_address;
@@ -172,9 +186,11 @@ struct trace_file {
     uint32_t *expansions;
     size_t expansion_count, expansion_capacity;
     uint64_t unknown_stack_refs;
-    /* Names addresses the trace does not; made on first need. */
-    struct sprof_symbolizer *symbolizer;
+    /* Whether naming addresses here ran out of memory. */
     bool symbolizer_failed;
+    /* Addresses whose names from the exit are placeholders. */
+    uint64_t *placeholders;
+    size_t placeholder_count, placeholder_capacity;
     char **notices;
     size_t notice_count, notice_capacity;
 };
@@ -185,7 +201,7 @@ static void trace_file_free(struct trace_file *f)
     sprof_map_free(&f->symbol_by_address);
     sprof_map_free(&f->stack_by_id);
     sprof_map_free(&f->group_by_key);
-    sprof_symbolizer_free(f->symbolizer);
+    free(f->placeholders);
     sprof_map_free(&f->chain_by_id);
     free(f->chains);
     sprof_map_free(&f->table_by_id);
@@ -310,6 +326,11 @@ static bool add_symbol(struct trace_file *f, uint64_t address, struct loaded_sym
         return true;
     if (!GROW(f->symbols, f->symbol_capacity, f->symbol_count))
         return false;
+    if (s.placeholder) {
+        if (!GROW(f->placeholders, f->placeholder_capacity, f->placeholder_count))
+            return false;
+        f->placeholders[f->placeholder_count++] = address;
+    }
     f->symbols[f->symbol_count] = s;
     return sprof_map_put(&f->symbol_by_address, address, (uint32_t)f->symbol_count++);
 }
@@ -320,7 +341,7 @@ static bool read_symbol(struct trace_file *f, struct sprof_decoder *dec)
     struct loaded_symbol s;
     s.module_id = sprof_decoder_u32(dec);
     s.frame_count = sprof_decoder_u16(dec);
-    sprof_decoder_u16(dec); /* flags */
+    s.placeholder = sprof_decoder_u16(dec) == SPROF_SYMBOL_UNWIND_TABLE;
     s.first_frame = (uint32_t)f->frame_count;
     if (!dec->ok || sprof_decoder_remaining(dec) < (size_t)s.frame_count * 20)
         return false;
@@ -344,7 +365,7 @@ static bool read_chain(struct trace_file *f, struct sprof_decoder *dec)
     struct loaded_symbol chain;
     chain.module_id = sprof_decoder_u32(dec);
     chain.frame_count = sprof_decoder_u16(dec);
-    sprof_decoder_u16(dec); /* flags */
+    chain.placeholder = sprof_decoder_u16(dec) == SPROF_SYMBOL_UNWIND_TABLE;
     chain.first_frame = (uint32_t)f->frame_count;
     uint32_t existing;
     if (!dec->ok || id == 0 || chain.frame_count > sprof_decoder_remaining(dec) / 4 ||
@@ -817,65 +838,125 @@ static const char *base_name(const char *path)
     return slash && slash[1] ? slash + 1 : path;
 }
 
-/* Names one address with libdw unless a SYMBOL record did; the symbolizer
- * is made on first need. False when it cannot be made. */
-static bool symbolize_address(struct trace_file *f, struct sprof_symbolizer **symbolizer,
-                              uint64_t address)
+/* The reader of module m's file, made on first need and shared by every
+ * trace; NULL when the file cannot be used (not absolute, missing, another
+ * build) or memory ran out (*failed). */
+static struct sprof_symbolizer *module_namer(struct profile *p, const struct loaded_module *m,
+                                             bool *failed)
+{
+    for (size_t i = 0; i < p->namer_count; i++) {
+        struct module_namer *n = &p->namers[i];
+        if (n->path == m->path && n->build_id_size == m->build_id_size &&
+            memcmp(n->build_id, m->build_id, m->build_id_size) == 0)
+            return n->symbolizer;
+    }
+    const char *path = sprof_string_table_get(&p->strings, m->path);
+    struct sprof_symbolizer *symbolizer = NULL;
+    if (path[0] == '/') {
+        symbolizer = sprof_symbolizer_new(true);
+        if (!symbolizer) {
+            *failed = true;
+            return NULL;
+        }
+        struct sprof_module_desc desc = {path, 0, m->build_id, m->build_id_size};
+        char why[256];
+        if (!sprof_symbolizer_add_module(symbolizer, &desc, why, sizeof why)) {
+            sprof_symbolizer_free(symbolizer);
+            symbolizer = NULL;
+        }
+    }
+    if (!GROW(p->namers, p->namer_capacity, p->namer_count)) {
+        sprof_symbolizer_free(symbolizer);
+        *failed = true;
+        return NULL;
+    }
+    struct module_namer *n = &p->namers[p->namer_count++];
+    n->path = m->path;
+    memcpy(n->build_id, m->build_id, m->build_id_size);
+    n->build_id_size = m->build_id_size;
+    n->symbolizer = symbolizer;
+    return symbolizer;
+}
+
+/* Names address with libdw into s's frames; *flags says how (0: not
+ * named). False when memory ran out. */
+static bool name_with_libdw(struct trace_file *f, uint64_t address, struct loaded_symbol *s,
+                            uint16_t *flags)
 {
     struct profile *p = f->profile;
-    uint32_t existing;
-    if (sprof_map_get(&f->symbol_by_address, address, &existing))
-        return true;
-    if (!*symbolizer) {
-        *symbolizer = sprof_symbolizer_new(true);
-        if (!*symbolizer)
-            return false;
-        for (size_t m = 0; m < f->module_count; m++) {
-            const struct loaded_module *mod = &f->modules[m];
-            const char *path = sprof_string_table_get(&p->strings, mod->path);
-            if (path[0] != '/')
-                continue;
-            struct sprof_module_desc desc = {path, mod->load_bias, mod->build_id,
-                                             mod->build_id_size};
-            char why[256];
-            sprof_symbolizer_add_module(*symbolizer, &desc, why, sizeof why);
-        }
-        f->process.symbolized_here = true;
-    }
-    struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
     const struct loaded_module *m = find_module(f, address);
-    uint16_t flags;
-    int count = m ? sprof_symbolizer_lookup(*symbolizer, address, frames, MAX_INLINE_FRAMES,
-                                            &flags)
-                  : 0;
-    struct loaded_symbol s = {(uint32_t)f->frame_count, 0, m ? m->id : SPROF_MODULE_NONE};
+    *s = (struct loaded_symbol){(uint32_t)f->frame_count, 0,
+                                m ? m->id : SPROF_MODULE_NONE, false};
+    *flags = 0;
+    bool failed = false;
+    struct sprof_symbolizer *symbolizer = m ? module_namer(p, m, &failed) : NULL;
+    if (failed)
+        return false;
+    if (!symbolizer)
+        return true;
+    f->process.symbolized_here = true;
+    struct sprof_frame_desc frames[MAX_INLINE_FRAMES];
+    int count = sprof_symbolizer_lookup(symbolizer, address - m->load_bias, frames,
+                                        MAX_INLINE_FRAMES, flags);
     for (int k = 0; k < count; k++) {
         if (!GROW(f->frames, f->frame_capacity, f->frame_count))
-            break;
+            return false;
         f->frames[f->frame_count++] = (struct loaded_frame){
             intern_cstr(p, frames[k].function), intern_cstr(p, frames[k].decl_file),
             frames[k].decl_line};
-        s.frame_count++;
+        s->frame_count++;
     }
-    return add_symbol(f, address, s);
+    return true;
 }
 
-/* Names, with libdw, the addresses the trace's SYMBOL records do not. */
+/* Names one address with libdw unless a SYMBOL record did. False when
+ * memory ran out. */
+static bool symbolize_address(struct trace_file *f, uint64_t address)
+{
+    uint32_t existing;
+    if (sprof_map_get(&f->symbol_by_address, address, &existing))
+        return true;
+    struct loaded_symbol s;
+    uint16_t flags;
+    return name_with_libdw(f, address, &s, &flags) && add_symbol(f, address, s);
+}
+
+/* An address the exit named after its module and offset keeps that name
+ * unless the analyzer finds a symbol for it (a debug file installed where
+ * the exit does not look): else one function would show under two names
+ * where a run's processes were named apart (a child ended by _exit, whose
+ * trace the analyzer names). */
+static bool improve_placeholder(struct trace_file *f, uint64_t address)
+{
+    uint32_t at;
+    if (!sprof_map_get(&f->symbol_by_address, address, &at))
+        return true;
+    struct loaded_symbol better;
+    uint16_t flags;
+    if (!name_with_libdw(f, address, &better, &flags))
+        return false;
+    if (better.frame_count > 0 && flags != SPROF_SYMBOL_UNWIND_TABLE)
+        f->symbols[at] = better;
+    return true;
+}
+
+/* Names, with libdw, the addresses the trace's SYMBOL records do not, and
+ * those they name by placeholders. */
 static void symbolize_missing(struct trace_file *f)
 {
-    struct sprof_symbolizer *symbolizer = f->symbolizer;
     bool ok = true;
+    for (size_t i = 0; ok && i < f->placeholder_count; i++)
+        ok = improve_placeholder(f, f->placeholders[i]);
     for (size_t i = 0; ok && i < f->address_count; i++)
-        ok = symbolize_address(f, &symbolizer, f->addresses[i]);
+        ok = symbolize_address(f, f->addresses[i]);
     for (size_t i = 0; ok && i < f->count_count; i++) {
         const struct loaded_count *c = &f->counts[i];
         if (c->kind == 0)
             continue;
-        ok = symbolize_address(f, &symbolizer, c->first);
+        ok = symbolize_address(f, c->first);
         if (ok && c->kind == SPROF_CALLS_EDGES)
-            ok = symbolize_address(f, &symbolizer, c->second);
+            ok = symbolize_address(f, c->second);
     }
-    f->symbolizer = symbolizer;
     f->symbolizer_failed = !ok;
 }
 
@@ -1056,7 +1137,7 @@ static uint32_t address_expansion(struct trace_file *f, uint64_t address)
         return at;
     uint32_t functions[MAX_INLINE_FRAMES];
     if (!f->symbolizer_failed)
-        f->symbolizer_failed = !symbolize_address(f, &f->symbolizer, address);
+        f->symbolizer_failed = !symbolize_address(f, address);
     uint32_t count = address_functions(f, address, functions, MAX_INLINE_FRAMES);
     at = add_expansion(f, functions, count);
     if (at == NONE || !sprof_map_put(&f->expanded, address, at))

@@ -1,6 +1,11 @@
 /* profile_load_file: what a trace's records become in the profile, traces
  * cut short or corrupt, and several traces merged into one profile. */
+#include <elfutils/libdwelf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libelf.h>
+#include <link.h>
 #include <unistd.h>
 
 #include "sprof/trace_format.h"
@@ -494,6 +499,77 @@ static void test_root_outside_modules(void)
     }
 }
 
+/* A function of this program, for test_placeholder_named. */
+__attribute__((noinline)) int placeholder_target(int x);
+__attribute__((noinline)) int placeholder_target(int x)
+{
+    return x * 3 + 1;
+}
+
+static int main_program_bias(struct dl_phdr_info *info, size_t size, void *bias)
+{
+    (void)size;
+    *(uint64_t *)bias = info->dlpi_addr;
+    return 1; /* the first object listed is the program */
+}
+
+/* An address the exit named by its module and offset only (no symbol
+ * there, as for libc's start_thread without libc's debug file) is named by
+ * the analyzer where it finds a symbol: here this program's own symbol
+ * table. Otherwise one function shows under two names where a run's
+ * processes were named apart (a child ended by _exit is named by the
+ * analyzer, its parent at exit). */
+static void test_placeholder_named(void)
+{
+    char exe[4096];
+    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    CHECK(length > 0);
+    exe[length] = '\0';
+    elf_version(EV_CURRENT);
+    int fd = open(exe, O_RDONLY);
+    CHECK(fd >= 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    const void *id = NULL;
+    ssize_t id_size = elf ? dwelf_elf_gnu_build_id(elf, &id) : -1;
+    CHECK(id_size > 0 && id_size <= SPROF_BUILD_ID_MAX);
+    uint8_t build_id[SPROF_BUILD_ID_MAX];
+    memcpy(build_id, id, (size_t)id_size);
+    elf_end(elf);
+    close(fd);
+    uint64_t bias = 0;
+    dl_iterate_phdr(main_program_bias, &bias);
+    uint64_t address = (uint64_t)(uintptr_t)&placeholder_target + 1;
+
+    struct trace_builder tb;
+    tb_init(&tb, 1, 100, 0);
+    tb_module_identified(&tb, 5, exe, bias, address - 0x1000, address + 0x1000, build_id,
+                         (uint32_t)id_size);
+    uint32_t placeholder = tb_string(&tb, "test_trace_load+0x1234");
+    sprof_encoder_begin_record(&tb.enc, SPROF_REC_SYMBOL);
+    sprof_encoder_u64(&tb.enc, address);
+    sprof_encoder_u32(&tb.enc, 5);
+    sprof_encoder_u16(&tb.enc, 1);
+    sprof_encoder_u16(&tb.enc, SPROF_SYMBOL_UNWIND_TABLE);
+    for (int field = 0; field < 5; field++)
+        sprof_encoder_u32(&tb.enc, field == 0 ? placeholder : 0);
+    CHECK(sprof_encoder_end_record(&tb.enc));
+    tb.record_count++;
+    char frames[64];
+    snprintf(frames, sizeof frames, "0x%" PRIx64 ";main", address);
+    tb_stack(&tb, 1, 0, frames);
+    tb_samples(&tb, 100, 1, 4, 40);
+    tb_finish(&tb, 4, 40);
+
+    struct profile p;
+    profile_init(&p);
+    load_built(&p, &tb);
+    tb_free(&tb);
+    CHECK_EQ(p.stack_count, 1);
+    CHECK_STR(function_name(&p, p.frames[p.stacks[0].first_frame]), "placeholder_target");
+    CHECK_EQ(functions_named(&p, "test_trace_load+0x1234"), 0);
+    profile_free(&p);
+}
+
 static void test_folded_stacks(void)
 {
     struct trace_builder tb;
@@ -611,6 +687,7 @@ int main(void)
         UNIT_CASE(test_two_files_merge),
         UNIT_CASE(test_frame_tables),
         UNIT_CASE(test_root_outside_modules),
+        UNIT_CASE(test_placeholder_named),
         UNIT_CASE(test_folded_stacks),
         UNIT_CASE(test_callgrind_costs),
         UNIT_CASE(test_run_identity),

@@ -306,19 +306,26 @@ void tb_samples(struct trace_builder *tb, uint32_t tid, uint32_t stack_id, uint3
     end_record(tb);
 }
 
+void tb_module_identified(struct trace_builder *tb, uint32_t module_id, const char *path,
+                          uint64_t load_bias, uint64_t start, uint64_t end,
+                          const uint8_t *build_id, uint32_t build_id_size)
+{
+    sprof_encoder_begin_record(&tb->enc, SPROF_REC_MODULE);
+    sprof_encoder_u32(&tb->enc, module_id);
+    sprof_encoder_u32(&tb->enc, build_id_size);
+    sprof_encoder_u64(&tb->enc, load_bias);
+    sprof_encoder_u64(&tb->enc, start);
+    sprof_encoder_u64(&tb->enc, end);
+    sprof_encoder_bytes(&tb->enc, build_id, build_id_size);
+    sprof_encoder_string(&tb->enc, path);
+    end_record(tb);
+}
+
 void tb_module(struct trace_builder *tb, uint32_t module_id, const char *path,
                uint64_t load_bias, uint64_t start, uint64_t end)
 {
     static const uint8_t build_id[4] = {1, 2, 3, 4};
-    sprof_encoder_begin_record(&tb->enc, SPROF_REC_MODULE);
-    sprof_encoder_u32(&tb->enc, module_id);
-    sprof_encoder_u32(&tb->enc, sizeof build_id);
-    sprof_encoder_u64(&tb->enc, load_bias);
-    sprof_encoder_u64(&tb->enc, start);
-    sprof_encoder_u64(&tb->enc, end);
-    sprof_encoder_bytes(&tb->enc, build_id, sizeof build_id);
-    sprof_encoder_string(&tb->enc, path);
-    end_record(tb);
+    tb_module_identified(tb, module_id, path, load_bias, start, end, build_id, sizeof build_id);
 }
 
 void tb_thread(struct trace_builder *tb, uint32_t tid, const char *name, uint64_t cpu_ns)

@@ -97,8 +97,13 @@ uint64_t tb_address(struct trace_builder *tb, const char *token);
 void tb_stack(struct trace_builder *tb, uint32_t stack_id, uint16_t flags, const char *frames);
 void tb_samples(struct trace_builder *tb, uint32_t tid, uint32_t stack_id, uint32_t samples,
                 uint64_t weight_ns);
+/* A module whose file the analyzer will not open: its build id is made up. */
 void tb_module(struct trace_builder *tb, uint32_t module_id, const char *path,
                uint64_t load_bias, uint64_t start, uint64_t end);
+/* A module with the build id its file has. */
+void tb_module_identified(struct trace_builder *tb, uint32_t module_id, const char *path,
+                          uint64_t load_bias, uint64_t start, uint64_t end,
+                          const uint8_t *build_id, uint32_t build_id_size);
 void tb_thread(struct trace_builder *tb, uint32_t tid, const char *name, uint64_t cpu_ns);
 void tb_notice(struct trace_builder *tb, uint32_t kind, const char *text);
 /* SUMMARY with the given counts, then END. */
