@@ -332,6 +332,8 @@ static const char *absolute_path(struct sprof_symbolizer *s, const char *comp_di
 }
 
 static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Module *mod);
+static const struct function_symbol *elf_symbol_at(struct sprof_symbolizer *s, Dwfl_Module *mod,
+                                                   uint64_t address);
 
 static int compare_unit_ranges(const void *left, const void *right)
 {
@@ -642,6 +644,25 @@ static int scopes_from_unit(Dwarf_Die *unit, uint64_t pc, Dwarf_Die **scopes)
     return dwarf_getscopes_die(&innermost, scopes);
 }
 
+/* A function whose DWARF gives only its short name, where a C++ symbol
+ * starts at its entry (a lambda's operator() in g++'s DWARF, a template
+ * instance made at link time): the symbol's mangled name, which names it
+ * whole once demangled. NULL where there is none. */
+static const char *mangled_name_at_entry(struct sprof_symbolizer *s, Dwfl_Module *mod,
+                                         Dwarf_Die *function, Dwarf_Addr bias)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Addr entry;
+    if (dwarf_attr_integrate(function, DW_AT_linkage_name, &attr) ||
+        dwarf_attr_integrate(function, DW_AT_MIPS_linkage_name, &attr) ||
+        dwarf_entrypc(function, &entry) != 0)
+        return NULL;
+    const struct function_symbol *symbol = elf_symbol_at(s, mod, entry + bias);
+    return symbol && symbol->start == entry + bias && !strncmp(symbol->name, "_Z", 2)
+               ? symbol->name
+               : NULL;
+}
+
 static int lookup_dwarf(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address,
                         struct sprof_frame_desc *frames, int max_frames)
 {
@@ -683,7 +704,10 @@ static int lookup_dwarf(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t a
         int tag = dwarf_tag(scope);
         if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine)
             continue;
-        const char *name = die_function_name(scope);
+        const char *name = tag == DW_TAG_subprogram ? mangled_name_at_entry(s, mod, scope, bias)
+                                                    : NULL;
+        if (!name)
+            name = die_function_name(scope);
         struct sprof_frame_desc *frame = &frames[count++];
         frame->function = name ? name : "??";
         frame->file = absolute_path(s, comp_dir, file);
@@ -932,7 +956,8 @@ static bool sizeless_reaches(struct module_symbols *m, Dwfl_Module *mod,
 /* The function symbol that contains address, or NULL. Only a symbol that
  * really contains it names it: the nearest preceding one, in a stripped
  * binary, would misattribute the time. */
-static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address)
+static const struct function_symbol *elf_symbol_at(struct sprof_symbolizer *s, Dwfl_Module *mod,
+                                                   uint64_t address)
 {
     struct module_symbols *m = module_symbols(s, mod);
     if (!m || m->count == 0)
@@ -951,9 +976,15 @@ static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod,
         const struct function_symbol *f = &m->symbols[i];
         if (f->start <= address && address < f->end &&
             (!f->sizeless || sizeless_reaches(m, mod, f, address)))
-            return f->name;
+            return f;
     }
     return NULL;
+}
+
+static const char *elf_symbol_name(struct sprof_symbolizer *s, Dwfl_Module *mod, uint64_t address)
+{
+    const struct function_symbol *f = elf_symbol_at(s, mod, address);
+    return f ? f->name : NULL;
 }
 
 /* The module's file name followed by suffix, kept in the symbolizer's

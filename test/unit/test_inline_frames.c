@@ -22,9 +22,13 @@ static const char *library_with_aranges, *library_without_aranges, *library_by_c
 static const char *namespaced_libraries[4];
 static int namespaced_library_count;
 
-/* The start and size of a function symbol, from the file's .symtab. */
-static void find_function(const char *path, const char *name, uint64_t *start, uint64_t *size)
+/* The start and size of a function symbol, from the file's .symtab, and its
+ * name: a name ending in '*' matches the first symbol it starts. */
+static void find_function_named(const char *path, const char *name, uint64_t *start,
+                                uint64_t *size, char *found_name, size_t found_size)
 {
+    size_t length = strlen(name);
+    bool prefix = length > 0 && name[length - 1] == '*';
     elf_version(EV_CURRENT);
     int fd = open(path, O_RDONLY);
     CHECK(fd >= 0);
@@ -36,20 +40,28 @@ static void find_function(const char *path, const char *name, uint64_t *start, u
         if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_SYMTAB)
             continue;
         Elf_Data *data = elf_getdata(scn, NULL);
-        for (size_t i = 0; data && i < shdr.sh_size / shdr.sh_entsize; i++) {
+        for (size_t i = 0; data && i < shdr.sh_size / shdr.sh_entsize && *size == 0; i++) {
             GElf_Sym sym;
             const char *sym_name = gelf_getsym(data, (int)i, &sym)
                                        ? elf_strptr(elf, shdr.sh_link, sym.st_name)
                                        : NULL;
-            if (sym_name && !strcmp(sym_name, name)) {
+            if (sym_name && sym.st_size > 0 &&
+                (prefix ? !strncmp(sym_name, name, length - 1) : !strcmp(sym_name, name))) {
                 *start = sym.st_value;
                 *size = sym.st_size;
+                snprintf(found_name, found_size, "%s", sym_name);
             }
         }
     }
     elf_end(elf);
     close(fd);
     CHECK(*size > 0);
+}
+
+static void find_function(const char *path, const char *name, uint64_t *start, uint64_t *size)
+{
+    char found_name[256];
+    find_function_named(path, name, start, size, found_name, sizeof found_name);
 }
 
 static struct sprof_symbolizer *symbolizer_for(const char *path)
@@ -172,6 +184,29 @@ static void test_namespaced_function(void)
     }
 }
 
+/* A template instance for a lambda, to which g++ gives no linkage name in
+ * DWARF: named by its symbol, mangled, at every address (its outermost
+ * frame; the lambda's body may be inlined in it). */
+static void test_lambda_instance(void)
+{
+    for (int l = 0; l < namespaced_library_count; l++) {
+        const char *path = namespaced_libraries[l];
+        uint64_t start, size;
+        char symbol[256];
+        find_function_named(path, "_Z11apply_twice*", &start, &size, symbol, sizeof symbol);
+        struct sprof_symbolizer *s = symbolizer_for(path);
+        for (uint64_t at = start; at < start + size; at++) {
+            struct sprof_frame_desc frames[MAX_FRAMES];
+            uint16_t flags;
+            int count = sprof_symbolizer_lookup(s, at, frames, MAX_FRAMES, &flags);
+            CHECK(count >= 1);
+            CHECK_EQ(flags, SPROF_SYMBOL_DWARF);
+            CHECK_STR(frames[count - 1].function, symbol);
+        }
+        sprof_symbolizer_free(s);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int at = 1;
@@ -196,6 +231,7 @@ int main(int argc, char **argv)
         UNIT_CASE(test_two_deep),
         UNIT_CASE(test_one_deep),
         UNIT_CASE(test_namespaced_function),
+        UNIT_CASE(test_lambda_instance),
     };
     return unit_run(cases, sizeof cases / sizeof cases[0]);
 }
