@@ -75,7 +75,7 @@ struct module_symbols {
     /* Units' function indexes, by the unit's offset. */
     struct sprof_map unit_function_index;
     struct unit_functions *unit_functions;
-    size_t unit_function_count;
+    size_t unit_function_count, unit_function_capacity;
 };
 
 struct sprof_symbolizer {
@@ -531,11 +531,14 @@ static struct unit_functions *unit_functions(struct module_symbols *m, Dwarf_Die
     uint32_t at;
     if (sprof_map_get(&m->unit_function_index, key, &at))
         return m->unit_functions[at].dwarf == dwarf ? &m->unit_functions[at] : NULL;
-    struct unit_functions *grown =
-        realloc(m->unit_functions, (m->unit_function_count + 1) * sizeof *grown);
-    if (!grown)
-        return NULL;
-    m->unit_functions = grown;
+    if (m->unit_function_count == m->unit_function_capacity) {
+        size_t capacity = m->unit_function_capacity ? m->unit_function_capacity * 2 : 16;
+        struct unit_functions *grown = realloc(m->unit_functions, capacity * sizeof *grown);
+        if (!grown)
+            return NULL;
+        m->unit_functions = grown;
+        m->unit_function_capacity = capacity;
+    }
     struct unit_functions *found = &m->unit_functions[m->unit_function_count];
     *found = (struct unit_functions){.dwarf = dwarf};
     bool ok = collect_functions(unit, found);
@@ -884,7 +887,7 @@ static struct module_symbols *module_symbols(struct sprof_symbolizer *s, Dwfl_Mo
     m->unit_range_count = 0;
     sprof_map_init(&m->unit_function_index);
     m->unit_functions = NULL;
-    m->unit_function_count = 0;
+    m->unit_function_count = m->unit_function_capacity = 0;
     int total = dwfl_module_getsymtab(mod);
     if (total <= 0)
         return m;
