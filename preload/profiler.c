@@ -475,12 +475,21 @@ void sprof_before_exit(void)
 void sprof_stop(bool quick)
 {
     /* No system call once stopped: a sandboxed program may forbid them. */
-    if (!atomic_load(&sprof.active) || !sprof_in_profiled_process() ||
-        !atomic_exchange(&sprof.active, false)) {
+    if (!atomic_load(&sprof.active) || !sprof_in_profiled_process()) {
         wait_for_stop_elsewhere();
         return;
     }
-    atomic_store(&stopping_thread, (pid_t)syscall(SYS_gettid));
+    /* The stopper is named before sprof is marked inactive: a thread that
+     * calls exit meanwhile must see a stop under way and wait for it, not
+     * take an inactive sprof for one that never ran and end the process
+     * in the middle of the trace's end (1 run in 100 of two threads calling
+     * exit at once lost the summary). */
+    pid_t none = 0;
+    if (!atomic_compare_exchange_strong(&stopping_thread, &none, (pid_t)syscall(SYS_gettid))) {
+        wait_for_stop_elsewhere();
+        return;
+    }
+    atomic_store(&sprof.active, false);
     stop_trace(quick);
     atomic_store(&stop_finished, true);
 }
