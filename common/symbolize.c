@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <gelf.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +16,17 @@
 #include <unistd.h>
 
 #include "hash_map.h"
+#include "sorted_ranges.h"
 #include "sprof/trace_format.h"
 #include "string_table.h"
 #include "unwind_table.h"
 
 /* A compilation unit's address range, from its DW_AT_ranges or low/high pc. */
 struct unit_range {
-    uint64_t low, high;
-    size_t unit; /* index in module_symbols.units */
+    uint64_t low, high; /* low first: sorted_ranges.h */
+    size_t unit;        /* index in module_symbols.units */
 };
+_Static_assert(offsetof(struct unit_range, low) == 0, "start first");
 
 /* A function symbol of a module, sorted by start. */
 struct function_symbol {
@@ -35,10 +38,11 @@ struct function_symbol {
 /* A function's address range in a unit (a function with several ranges has
  * several), with the function's entry. */
 struct function_range {
-    uint64_t low, high;
-    size_t order; /* the function's place in the unit: aliases share a range */
+    uint64_t low, high; /* low first: sorted_ranges.h */
+    size_t order;       /* the function's place in the unit: aliases share a range */
     Dwarf_Die function;
 };
+_Static_assert(offsetof(struct function_range, low) == 0, "start first");
 
 /* A unit's functions by address, made on the first address named in it:
  * dwarf_getscopes tests every function of the unit against each address
@@ -412,14 +416,8 @@ static Dwarf_Die *unit_containing(struct sprof_symbolizer *s, Dwfl_Module *mod, 
     if (m->units_state == UNITS_UNKNOWN)
         index_units(m, dwarf);
     uint64_t at = address - *bias;
-    size_t low = 0, high = m->unit_range_count; /* the first range starting after at */
-    while (low < high) {
-        size_t middle = low + (high - low) / 2;
-        if (m->unit_ranges[middle].low <= at)
-            low = middle + 1;
-        else
-            high = middle;
-    }
+    size_t low = sprof_first_starting_after(m->unit_ranges, m->unit_range_count,
+                                            sizeof *m->unit_ranges, at);
     if (low == 0 || at >= m->unit_ranges[low - 1].high)
         return NULL;
     *indexed = true;
@@ -576,14 +574,7 @@ static int scopes_from_index(struct module_symbols *m, Dwarf_Die *unit, uint64_t
     struct unit_functions *index = m ? unit_functions(m, unit) : NULL;
     if (!index || index->count == 0)
         return 0;
-    size_t low = 0, high = index->count; /* the first range starting after pc */
-    while (low < high) {
-        size_t middle = low + (high - low) / 2;
-        if (index->ranges[middle].low <= pc)
-            low = middle + 1;
-        else
-            high = middle;
-    }
+    size_t low = sprof_first_starting_after(index->ranges, index->count, sizeof *index->ranges, pc);
     /* The innermost function there; of several alike (aliases, as glibc's
      * assembly has), the first in the unit, as libdw's own search finds. */
     const struct function_range *best = NULL;

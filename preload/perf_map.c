@@ -1,11 +1,16 @@
 #include "perf_map.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "sorted_ranges.h"
+
+_Static_assert(offsetof(struct perf_map_entry, start) == 0, "start first: sorted_ranges.h");
 
 static int compare_entries(const void *left, const void *right)
 {
@@ -106,14 +111,7 @@ void perf_map_read_own(struct perf_map *map)
 
 const char *perf_map_find(const struct perf_map *map, uint64_t address)
 {
-    size_t low = 0, high = map->count; /* the first entry starting after address */
-    while (low < high) {
-        size_t middle = low + (high - low) / 2;
-        if (map->entries[middle].start <= address)
-            low = middle + 1;
-        else
-            high = middle;
-    }
+    size_t low = sprof_first_starting_after(map->entries, map->count, sizeof *map->entries, address);
     /* Of the entries holding it among the nearest before, the latest. */
     const struct perf_map_entry *best = NULL;
     for (size_t i = low, seen = 0; i-- > 0 && seen < 64; seen++) {
