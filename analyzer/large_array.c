@@ -29,16 +29,3 @@ bool large_array_grow(void **array, size_t old_count, size_t new_count, size_t s
     *array = grown;
     return true;
 }
-
-bool array_make_room(void **array, size_t *capacity, size_t count, size_t size)
-{
-    if (count < *capacity)
-        return true;
-    size_t next = *capacity ? *capacity * 2 : 64;
-    void *bigger = realloc(*array, next * size);
-    if (!bigger)
-        return false;
-    *array = bigger;
-    *capacity = next;
-    return true;
-}

@@ -13,11 +13,7 @@
  * when out of memory. Free with free(). */
 bool large_array_grow(void **array, size_t old_count, size_t new_count, size_t size);
 
-/* Makes room in *array (elements of size bytes) for one more than count,
- * doubling its *capacity as needed. False (the array unchanged) when out
- * of memory. */
-bool array_make_room(void **array, size_t *capacity, size_t count, size_t size);
-#define ARRAY_MAKE_ROOM(array, capacity, count) \
-    array_make_room((void **)&(array), &(capacity), (count), sizeof *(array))
+/* Arrays that grow by doubling: ARRAY_MAKE_ROOM. */
+#include "array_room.h"
 
 #endif

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array_room.h"
 #include "hash_map.h"
 #include "sorted_ranges.h"
 #include "sprof/trace_format.h"
@@ -348,14 +349,8 @@ static int compare_unit_ranges(const void *left, const void *right)
 static bool add_unit_range(struct module_symbols *m, size_t *capacity, uint64_t low, uint64_t high,
                            size_t unit)
 {
-    if (m->unit_range_count == *capacity) {
-        size_t grown = *capacity ? *capacity * 2 : 64;
-        struct unit_range *ranges = realloc(m->unit_ranges, grown * sizeof *ranges);
-        if (!ranges)
-            return false;
-        m->unit_ranges = ranges;
-        *capacity = grown;
-    }
+    if (!ARRAY_MAKE_ROOM(m->unit_ranges, *capacity, m->unit_range_count))
+        return false;
     m->unit_ranges[m->unit_range_count++] = (struct unit_range){low, high, unit};
     return true;
 }
@@ -369,15 +364,9 @@ static void index_units(struct module_symbols *m, Dwarf *dwarf)
     Dwarf_CU *cu = NULL;
     Dwarf_Die unit, subunit;
     while (ok && dwarf_get_units(dwarf, cu, &cu, NULL, NULL, &unit, &subunit) == 0) {
-        if (unit_count == unit_capacity) {
-            size_t grown = unit_capacity ? unit_capacity * 2 : 64;
-            Dwarf_Die *units = realloc(m->units, grown * sizeof *units);
-            if (!units) {
-                ok = false;
-                break;
-            }
-            m->units = units;
-            unit_capacity = grown;
+        if (!ARRAY_MAKE_ROOM(m->units, unit_capacity, unit_count)) {
+            ok = false;
+            break;
         }
         m->units[unit_count] = unit;
         Dwarf_Addr base, low, high;
@@ -489,15 +478,8 @@ static bool collect_functions(Dwarf_Die *unit, struct unit_functions *found)
             for (ptrdiff_t at = 0; (at = dwarf_ranges(die, at, &base, &low, &high)) > 0;) {
                 if (high <= low)
                     continue;
-                if (found->count == capacity) {
-                    size_t grown = capacity ? capacity * 2 : 64;
-                    struct function_range *ranges =
-                        realloc(found->ranges, grown * sizeof *ranges);
-                    if (!ranges)
-                        return false;
-                    found->ranges = ranges;
-                    capacity = grown;
-                }
+                if (!ARRAY_MAKE_ROOM(found->ranges, capacity, found->count))
+                    return false;
                 found->ranges[found->count] =
                     (struct function_range){low, high, found->count, *die};
                 found->count++;
@@ -529,14 +511,8 @@ static struct unit_functions *unit_functions(struct module_symbols *m, Dwarf_Die
     uint32_t at;
     if (sprof_map_get(&m->unit_function_index, key, &at))
         return m->unit_functions[at].dwarf == dwarf ? &m->unit_functions[at] : NULL;
-    if (m->unit_function_count == m->unit_function_capacity) {
-        size_t capacity = m->unit_function_capacity ? m->unit_function_capacity * 2 : 16;
-        struct unit_functions *grown = realloc(m->unit_functions, capacity * sizeof *grown);
-        if (!grown)
-            return NULL;
-        m->unit_functions = grown;
-        m->unit_function_capacity = capacity;
-    }
+    if (!ARRAY_MAKE_ROOM(m->unit_functions, m->unit_function_capacity, m->unit_function_count))
+        return NULL;
     struct unit_functions *found = &m->unit_functions[m->unit_function_count];
     *found = (struct unit_functions){.dwarf = dwarf};
     bool ok = collect_functions(unit, found);
