@@ -610,6 +610,10 @@ static uint32_t unwind_with_cursor(ucontext_t *uc, uint64_t *pcs, uint32_t max_d
     return depth;
 }
 
+/* Whether sprof's handler is installed with the unwinding window's mask
+ * as its sa_mask (signals.h): then the window costs no system call. */
+static _Atomic bool handler_blocks_window;
+
 /* Code whose unwind rules do not hold at every instruction: libgcc's
  * unwinder (_Unwind_RaiseException and its helpers, which move the stack
  * under their own rules to reach a handler) sent libunwind's reads astray
@@ -700,7 +704,8 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
     /* Sequentially consistent: set before libunwind can read the numbers
      * of its pipe, which fd_guard.c may be taking back. */
     atomic_store(&t->unwinding, 1);
-    sprof_signals_unwind_begin(&saved_mask);
+    sprof_signals_unwind_begin(&saved_mask, atomic_load_explicit(&handler_blocks_window,
+                                                                 memory_order_relaxed));
     uint32_t depth = unwind_guarded(t, uc, pc, pcs, max_depth, truncated);
     sprof_signals_unwind_end(&saved_mask);
     atomic_store_explicit(&t->unwinding, 0, memory_order_release);
@@ -841,6 +846,8 @@ __attribute__((noinline)) static void forward(int signal_number, siginfo_t *info
         raise(signal_number);
         return;
     }
+    if (atomic_load_explicit(&handler_blocks_window, memory_order_relaxed))
+        sprof_signals_mask_as_kernel_would(signal_number, context, previous);
     if (previous->sa_flags & SA_SIGINFO)
         previous->sa_sigaction(signal_number, info, context);
     else
@@ -1073,8 +1080,13 @@ static int install_handler(struct sigaction *previous)
     memset(&action, 0, sizeof action);
     action.sa_sigaction = sprof_sampler_on_signal;
     action.sa_flags = SA_SIGINFO | SA_RESTART | (atomic_load(&use_alternate_stacks) ? SA_ONSTACK : 0);
-    sigemptyset(&action.sa_mask);
-    return sprof_real_sigaction(sprof_sampler.signal_number, &action, previous) != 0 ? errno : 0;
+    bool blocks_window = sprof_signals_window_mask(&action.sa_mask);
+    if (!blocks_window)
+        sigemptyset(&action.sa_mask);
+    if (sprof_real_sigaction(sprof_sampler.signal_number, &action, previous) != 0)
+        return errno;
+    atomic_store(&handler_blocks_window, blocks_window);
+    return 0;
 }
 
 /* An alternate stack smaller than this cannot take a signal's frame and

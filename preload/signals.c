@@ -55,7 +55,10 @@ static int real_mask(int how, const sigset_t *set, sigset_t *old);
  * faults. Set once by sprof_signals_init, before any sample. */
 static sigset_t window_mask;
 static volatile sig_atomic_t window_mask_ready;
-/* Whether this thread is inside the unwinding window. */
+/* Whether this thread is inside the unwinding window, and what blocked
+ * its signals: the window's own system call (then its end restores the
+ * mask) or the sampling handler's sa_mask (then the kernel does). */
+enum { WINDOW_NONE, WINDOW_BY_CALL, WINDOW_BY_HANDLER };
 static __thread volatile sig_atomic_t in_window __attribute__((tls_model("initial-exec")));
 
 /* The code of the libunwind sprof unwinds with. A program that calls it
@@ -86,26 +89,48 @@ void sprof_signals_init(void)
     }
 }
 
-void sprof_signals_unwind_begin(sigset_t *saved)
+bool sprof_signals_window_mask(sigset_t *mask)
 {
+    if (!window_mask_ready)
+        return false;
+    *mask = window_mask;
+    return true;
+}
+
+void sprof_signals_unwind_begin(sigset_t *saved, bool handler_blocks_window)
+{
+    if (handler_blocks_window) {
+        in_window = WINDOW_BY_HANDLER;
+        return;
+    }
     if (!window_mask_ready || real_mask(SIG_BLOCK, &window_mask, saved) != 0) {
         sigemptyset(saved);
         return;
     }
-    in_window = 1;
+    in_window = WINDOW_BY_CALL;
 }
 
 bool sprof_signals_in_unwind_window(void)
 {
-    return in_window;
+    return in_window != WINDOW_NONE;
 }
 
 void sprof_signals_unwind_end(const sigset_t *saved)
 {
-    if (!in_window)
-        return;
-    in_window = 0;
-    real_mask(SIG_SETMASK, saved, NULL);
+    int made_by = in_window;
+    in_window = WINDOW_NONE;
+    if (made_by == WINDOW_BY_CALL)
+        real_mask(SIG_SETMASK, saved, NULL);
+}
+
+void sprof_signals_mask_as_kernel_would(int signal_number, const ucontext_t *uc,
+                                        const struct sigaction *theirs)
+{
+    sigset_t mask;
+    sigorset(&mask, &uc->uc_sigmask, &theirs->sa_mask);
+    if (!(theirs->sa_flags & SA_NODEFER))
+        sigaddset(&mask, signal_number);
+    real_mask(SIG_SETMASK, &mask, NULL);
 }
 
 /* The kernel's mask is the first _NSIG - 1 bits of a sigset_t: glibc

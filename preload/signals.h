@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <ucontext.h>
 
 /* The real sigaction (found with dlsym at start-up). Async-signal-safe. */
 int sprof_real_sigaction(int signal_number, const struct sigaction *action,
@@ -64,15 +65,27 @@ void sprof_signals_before_exec(sigset_t *saved);
 void sprof_signals_after_failed_exec(const sigset_t *saved);
 
 /* The unwinding window, around each unwind in the sampling handler. Both
- * async-signal-safe. Begin blocks every signal but the synchronous faults
- * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS: a fault while
- * unwinding still reaches sprof's exit path), saving the mask in *saved;
- * end restores it. Inside the window libunwind's own calls that block every
- * signal around its locks (rt_sigprocmask twice per lock, about 1.2 us each
- * on this VM; 24 per sample on gcc's cc1) change nothing, and the
- * interposed sigprocmask answers them without a system call. */
-void sprof_signals_unwind_begin(sigset_t *saved);
+ * async-signal-safe. Inside it every signal is blocked but the synchronous
+ * faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS: a fault while
+ * unwinding still reaches sprof's exit path). The sampling handler is
+ * installed with that mask as its sa_mask (sprof_signals_window_mask), so
+ * the kernel blocks them as it enters the handler and restores the mask
+ * as it leaves: begin then only marks the window (handler_blocks_window).
+ * Otherwise begin blocks them itself, saving the mask in *saved, and end
+ * restores it: two system calls a sample, about 1.2 us each on this VM.
+ * Inside the window libunwind's own calls that block every signal around
+ * its locks (rt_sigprocmask twice per lock; 24 per sample on gcc's cc1)
+ * change nothing, and the interposed sigprocmask answers them without a
+ * system call. */
+bool sprof_signals_window_mask(sigset_t *mask);
+void sprof_signals_unwind_begin(sigset_t *saved, bool handler_blocks_window);
 void sprof_signals_unwind_end(const sigset_t *saved);
+/* Before a program's handler is called from the sampling handler: the
+ * mask the kernel would have given it (the interrupted mask, its sa_mask,
+ * and the signal unless SA_NODEFER), not the sampling handler's.
+ * Async-signal-safe. */
+void sprof_signals_mask_as_kernel_would(int signal_number, const ucontext_t *uc,
+                                        const struct sigaction *theirs);
 /* Whether this thread is inside the window: a descriptor call made now is
  * libunwind's, not the program's. Async-signal-safe. */
 bool sprof_signals_in_unwind_window(void);

@@ -1455,11 +1455,14 @@ def own_sigprof_blocked(env):
     (kill, raise; at the default action, then with a handler) wait for it,
     pending, as they would have: sigpending shows them, sigwait takes them,
     a handler runs only once it unblocks, and nothing dies of them; while
-    the sampling signal is open for real in the thread."""
+    the sampling signal is open for real in the thread. A handler of the
+    program's runs with the mask the kernel would give it, not the one
+    sprof's handler runs with."""
     plain = run_ok(env, [env.program("ownsigprof")], profile=False).stdout
     check(plain == "1: pending, still pending, sigwait took 27, then not pending; "
                    "2: sigwait took 27, then not pending; "
-                   "3: handled 0 while blocked, 1 after unblocking\n",
+                   "3: handled 0 while blocked, 1 after unblocking; "
+                   "4: in the handler SIGPROF blocked, SIGUSR1 open, SIGUSR2 blocked\n",
           f"the program itself behaves unexpectedly: {plain!r}")
     result = env.run([env.program("ownsigprof")], trace="own.bin",
                      extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})

@@ -6,6 +6,10 @@
  *   2. Blocked with SIGUSR1; raise() sends one; sigwait on both takes it.
  *   3. Blocked, then handled; kill() sends one: the handler runs only
  *      once the program unblocks the signal.
+ *   4. Handled with SIGUSR2 in the handler's sa_mask, open; kill() sends
+ *      one: inside the handler the mask is the one the kernel gives it
+ *      (SIGPROF and SIGUSR2 blocked, SIGUSR1 open), whatever mask the
+ *      profiler's own handler runs with.
  * Each step starts from the mask the program started with. Prints what it
  * saw at each step, then computes with SIGPROF unblocked.
  * Usage: ownsigprof */
@@ -23,6 +27,24 @@ static void on_sigprof(int signal_number)
 {
     (void)signal_number;
     handled++;
+}
+
+/* Each signal's bit of the mask seen inside the handler of step 4. */
+static volatile sig_atomic_t seen_usr1, seen_usr2, seen_prof;
+
+static void on_sigprof_masked(int signal_number)
+{
+    (void)signal_number;
+    sigset_t current;
+    sigprocmask(SIG_BLOCK, NULL, &current);
+    seen_usr1 = sigismember(&current, SIGUSR1);
+    seen_usr2 = sigismember(&current, SIGUSR2);
+    seen_prof = sigismember(&current, SIGPROF);
+}
+
+static const char *blocked_or_open(int bit)
+{
+    return bit ? "blocked" : "open";
 }
 
 __attribute__((noinline)) static void while_pending(void)
@@ -75,7 +97,15 @@ int main(void)
     kill(getpid(), SIGPROF);
     printf("3: handled %d while blocked, ", (int)handled);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    printf("%d after unblocking\n", (int)handled);
+    printf("%d after unblocking; ", (int)handled);
+
+    action.sa_handler = on_sigprof_masked;
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, SIGUSR2);
+    sigaction(SIGPROF, &action, NULL);
+    kill(getpid(), SIGPROF);
+    printf("4: in the handler SIGPROF %s, SIGUSR1 %s, SIGUSR2 %s\n", blocked_or_open(seen_prof),
+           blocked_or_open(seen_usr1), blocked_or_open(seen_usr2));
     fflush(stdout);
     after_unblocking();
     return 0;
