@@ -646,6 +646,7 @@ __attribute__((noinline)) static uint32_t unwind_guarded(struct sprof_thread *t,
 {
     sigjmp_buf escape;
     if (sigsetjmp(escape, 0)) {
+        sprof_signals_unwind_escaped(uc);
         atomic_fetch_add_explicit(&sprof_unwind_faults, 1, memory_order_relaxed);
         *truncated = true;
         return 0;

@@ -123,6 +123,18 @@ void sprof_signals_unwind_end(const sigset_t *saved)
         real_mask(SIG_SETMASK, saved, NULL);
 }
 
+void sprof_signals_unwind_escaped(const ucontext_t *uc)
+{
+    static const int faults[] = {SIGSEGV, SIGBUS};
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        if (sigismember(&uc->uc_sigmask, faults[i]) != 1)
+            sigaddset(&unblock, faults[i]);
+    }
+    real_mask(SIG_UNBLOCK, &unblock, NULL);
+}
+
 void sprof_signals_mask_as_kernel_would(int signal_number, const ucontext_t *uc,
                                         const struct sigaction *theirs)
 {

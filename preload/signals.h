@@ -80,6 +80,12 @@ void sprof_signals_after_failed_exec(const sigset_t *saved);
 bool sprof_signals_window_mask(sigset_t *mask);
 void sprof_signals_unwind_begin(sigset_t *saved, bool handler_blocks_window);
 void sprof_signals_unwind_end(const sigset_t *saved);
+/* After a fault inside the window, escaped from: the kernel blocked the
+ * fault's signal for a handler that never returned. Unblocks SIGSEGV and
+ * SIGBUS again where the interrupted code (uc) had them open, so that a
+ * later fault in the same sample still reaches a handler. Rare: one system
+ * call. */
+void sprof_signals_unwind_escaped(const ucontext_t *uc);
 /* Before a program's handler is called from the sampling handler: the
  * mask the kernel would have given it (the interrupted mask, its sa_mask,
  * and the signal unless SA_NODEFER), not the sampling handler's.
