@@ -72,7 +72,7 @@ void sprof_signals_after_failed_exec(const sigset_t *saved);
  * the kernel blocks them as it enters the handler and restores the mask
  * as it leaves: begin then only marks the window (handler_blocks_window).
  * Otherwise begin blocks them itself, saving the mask in *saved, and end
- * restores it: two system calls a sample, about 1.2 us each on this VM.
+ * restores it: two system calls a sample.
  * Inside the window libunwind's own calls that block every signal around
  * its locks (rt_sigprocmask twice per lock; 24 per sample on gcc's cc1)
  * change nothing, and the interposed sigprocmask answers them without a
