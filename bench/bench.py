@@ -102,7 +102,7 @@ MODES = {
                   exit_reps=3, script_functions=1500, c_program_functions=3000,
                   c_program_rounds=100, true_batches=3, true_runs=20,
                   analyzer_samples=10_000_000, analyzer_reps=1),
-    "full": Mode("full", cost_reps=15, cost_seconds=0.5, complete_reps=3, real_reps=5,
+    "full": Mode("full", cost_reps=15, cost_seconds=0.5, complete_reps=3, real_reps=9,
                  xz_mb=2.5, gcc_functions=120, py_seconds=2.5, growth_seconds=(4, 12, 36),
                  exit_reps=5, script_functions=3000, c_program_functions=3000,
                  c_program_rounds=200, true_batches=7, true_runs=20,
