@@ -847,12 +847,18 @@ __attribute__((noinline)) static void forward(int signal_number, siginfo_t *info
         raise(signal_number);
         return;
     }
+    struct sigaction theirs = *previous;
+    if (theirs.sa_flags & SA_RESETHAND) {
+        /* As the kernel does on delivery: the default action from now on,
+         * for the next signal and in what sigaction reports. */
+        sprof_sampler.previous.sa_handler = SIG_DFL;
+    }
     if (atomic_load_explicit(&handler_blocks_window, memory_order_relaxed))
-        sprof_signals_mask_as_kernel_would(signal_number, context, previous);
-    if (previous->sa_flags & SA_SIGINFO)
-        previous->sa_sigaction(signal_number, info, context);
+        sprof_signals_mask_as_kernel_would(signal_number, context, &theirs);
+    if (theirs.sa_flags & SA_SIGINFO)
+        theirs.sa_sigaction(signal_number, info, context);
     else
-        previous->sa_handler(signal_number);
+        theirs.sa_handler(signal_number);
 }
 
 __attribute__((noinline)) static void warm_up_unwinder(struct sprof_thread *t, ucontext_t *uc)

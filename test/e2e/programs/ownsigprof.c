@@ -10,12 +10,15 @@
  *      one: inside the handler the mask is the one the kernel gives it
  *      (SIGPROF and SIGUSR2 blocked, SIGUSR1 open), whatever mask the
  *      profiler's own handler runs with.
+ *   5. Handled with SA_RESETHAND; kill() sends one: the handler runs once,
+ *      sigaction then reads SIG_DFL, and a second one kills (in a child).
  * Each step starts from the mask the program started with. Prints what it
  * saw at each step, then computes with SIGPROF unblocked.
  * Usage: ownsigprof */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "work.h"
@@ -104,8 +107,29 @@ int main(void)
     sigaddset(&action.sa_mask, SIGUSR2);
     sigaction(SIGPROF, &action, NULL);
     kill(getpid(), SIGPROF);
-    printf("4: in the handler SIGPROF %s, SIGUSR1 %s, SIGUSR2 %s\n", blocked_or_open(seen_prof),
+    printf("4: in the handler SIGPROF %s, SIGUSR1 %s, SIGUSR2 %s; ", blocked_or_open(seen_prof),
            blocked_or_open(seen_usr1), blocked_or_open(seen_usr2));
+
+    action.sa_handler = on_sigprof;
+    action.sa_flags = SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGPROF, &action, NULL);
+    handled = 0;
+    kill(getpid(), SIGPROF);
+    struct sigaction now;
+    sigaction(SIGPROF, NULL, &now);
+    printf("5: handled %d, then %s, ", (int)handled,
+           now.sa_handler == SIG_DFL ? "SIG_DFL" : "still handled");
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        kill(getpid(), SIGPROF);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    printf("a second one %s\n",
+           WIFSIGNALED(status) && WTERMSIG(status) == SIGPROF ? "kills" : "does not kill");
     fflush(stdout);
     after_unblocking();
     return 0;
