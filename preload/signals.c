@@ -727,6 +727,18 @@ static int take_deferred(siginfo_t *info)
     return 0;
 }
 
+/* The program took a signal of its own on the sampling signal from a wait.
+ * One that had been deferred left the real block on the signal in this
+ * thread; with the program's signal taken, the block has served: reopen
+ * it, or samples would pile up pending there and swallow the program's
+ * next signal (a standard signal is pending once). */
+static void reopen_after_taken(void)
+{
+    if (sampling_signal_virtual() && sampling_held == 0 && !in_sampling_handler &&
+        !in_vfork_child())
+        real_mask_one(SIG_UNBLOCK, sprof_sampler.signal_number);
+}
+
 /* The program's wait on set: the sampling signal is left out of it (but
  * where it is all the set holds), and a sample is never its answer, while
  * a signal of the program's own on it is. Returns the signal number, or -1
@@ -744,8 +756,10 @@ static int wait_for(const sigset_t *set, siginfo_t *info, const struct timespec 
                     sigismember(set, signal_number) == 1;
     if (sampling) {
         int taken = take_deferred(info);
-        if (taken)
+        if (taken) {
+            reopen_after_taken();
             return taken;
+        }
     }
     sigset_t adjusted;
     const sigset_t *passed = wait_set(set, &adjusted);
@@ -757,6 +771,8 @@ static int wait_for(const sigset_t *set, siginfo_t *info, const struct timespec 
          * for the signal itself: not its answer. */
         if (sampling && result == signal_number && sprof_sampler_owns(&got))
             continue;
+        if (sampling && result == signal_number)
+            reopen_after_taken();
         if (result > 0 && info)
             *info = got;
         return result;

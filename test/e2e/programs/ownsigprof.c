@@ -12,6 +12,10 @@
  *      profiler's own handler runs with.
  *   5. Handled with SA_RESETHAND; kill() sends one: the handler runs once,
  *      sigaction then reads SIG_DFL, and a second one kills (in a child).
+ *   6. At the default action, blocked (in a child): raise() sends one,
+ *      sigwaitinfo takes it, the program computes, raise() sends another,
+ *      and unblocking it kills; no sample pending meanwhile stands in for
+ *      that second signal.
  * Each step starts from the mask the program started with. Prints what it
  * saw at each step, then computes with SIGPROF unblocked.
  * Usage: ownsigprof */
@@ -128,7 +132,23 @@ int main(void)
     }
     int status = 0;
     waitpid(child, &status, 0);
-    printf("a second one %s\n",
+    printf("a second one %s; ",
+           WIFSIGNALED(status) && WTERMSIG(status) == SIGPROF ? "kills" : "does not kill");
+    fflush(stdout);
+
+    child = fork();
+    if (child == 0) {
+        sigprocmask(SIG_BLOCK, &prof, NULL);
+        raise(SIGPROF);
+        siginfo_t taken;
+        sigwaitinfo(&prof, &taken);
+        while_pending();
+        raise(SIGPROF);
+        sigprocmask(SIG_UNBLOCK, &prof, NULL);
+        _exit(0);
+    }
+    waitpid(child, &status, 0);
+    printf("6: a raise after sigwaitinfo %s\n",
            WIFSIGNALED(status) && WTERMSIG(status) == SIGPROF ? "kills" : "does not kill");
     fflush(stdout);
     after_unblocking();
