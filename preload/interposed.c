@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <link.h>
 #include <linux/seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +25,14 @@
 enum real_id {
     REAL_DLOPEN, REAL_DLCLOSE, REAL_EXECVE, REAL_EXECV, REAL_EXECVP, REAL_EXECVPE,
     REAL_FEXECVE, REAL_EXECVEAT, REAL_EXIT, REAL_EXIT_UPPER, REAL_PRCTL, REAL_SYSCALL,
-    REAL_LIBC_EXIT, REAL_COUNT
+    REAL_LIBC_EXIT, REAL_DL_ITERATE_PHDR, REAL_COUNT
 };
 static const char *const real_names[REAL_COUNT] = {
     [REAL_DLOPEN] = "dlopen",     [REAL_DLCLOSE] = "dlclose",   [REAL_EXECVE] = "execve",
     [REAL_EXECV] = "execv",       [REAL_EXECVP] = "execvp",     [REAL_EXECVPE] = "execvpe",
     [REAL_FEXECVE] = "fexecve",   [REAL_EXECVEAT] = "execveat", [REAL_EXIT] = "_exit",
     [REAL_EXIT_UPPER] = "_Exit",  [REAL_PRCTL] = "prctl",       [REAL_SYSCALL] = "syscall",
-    [REAL_LIBC_EXIT] = "exit",
+    [REAL_LIBC_EXIT] = "exit",     [REAL_DL_ITERATE_PHDR] = "dl_iterate_phdr",
 };
 static void *real_pointers[REAL_COUNT];
 
@@ -94,6 +95,27 @@ SPROF_EXPORT void *dlopen(const char *file, int mode)
         sprof_sampler_note_unsafe_code();
     }
     return handle;
+}
+
+typedef int (*phdr_callback)(struct dl_phdr_info *, size_t, void *);
+
+/* A sample inside the loader's lock (the program's call, or sprof's own
+ * outside a sample) keeps its address alone: libunwind would call in
+ * again from the handler, and a thread interrupted while taking or giving
+ * back the lock then waited on itself for ever (CI, stress-nomalloc).
+ * Inside a sample the caller is libunwind, with the signal blocked. */
+SPROF_EXPORT int dl_iterate_phdr(phdr_callback callback, void *data)
+{
+    int (*fn)(phdr_callback, void *) =
+        (int (*)(phdr_callback, void *))real_function(REAL_DL_ITERATE_PHDR);
+    if (!fn)
+        return 0;
+    if (sprof_signals_in_unwind_window())
+        return fn(callback, data);
+    sprof_sampler_loader_enter();
+    int result = fn(callback, data);
+    sprof_sampler_loader_leave();
+    return result;
 }
 
 SPROF_EXPORT int dlclose(void *handle)

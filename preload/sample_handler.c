@@ -610,6 +610,19 @@ static uint32_t unwind_with_cursor(ucontext_t *uc, uint64_t *pcs, uint32_t max_d
     return depth;
 }
 
+/* Calls into the loader's list under way in this thread (sample_handler.h). */
+static __thread volatile sig_atomic_t loader_calls __attribute__((tls_model("initial-exec")));
+
+void sprof_sampler_loader_enter(void)
+{
+    loader_calls++;
+}
+
+void sprof_sampler_loader_leave(void)
+{
+    loader_calls--;
+}
+
 /* Whether sprof's handler is installed with the unwinding window's mask
  * as its sa_mask (signals.h): then the window costs no system call. */
 static _Atomic bool handler_blocks_window;
@@ -680,7 +693,7 @@ __attribute__((noinline)) static uint32_t unwind_guarded(struct sprof_thread *t,
  * one. Returns the depth (at least 1). The stack is cut at the interrupted
  * address, its callers unknown, when SPROF_DEPTH=1 asks for no unwinding
  * (a flat profile for the cost of the signal), in code libunwind cannot be
- * trusted in, while a fork waits, and when the unwind faults or finds
+ * trusted in, inside dl_iterate_phdr, while a fork waits, and when the unwind faults or finds
  * nothing. */
 static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *pcs,
                               uint32_t max_depth, bool *truncated)
@@ -688,7 +701,7 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
     uint64_t pc = interrupted_pc(uc);
     pcs[0] = pc;
     *truncated = true;
-    if (max_depth == 1 || !unwinding_is_safe_at(pc))
+    if (max_depth == 1 || !unwinding_is_safe_at(pc) || loader_calls > 0)
         return 1;
     /* No unwind starts while a fork is being made, and the fork waits for
      * those under way: a child must not inherit libunwind's locks (or the

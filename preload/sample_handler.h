@@ -57,6 +57,13 @@ extern _Atomic uint64_t sprof_unwind_faults;
  * Not signal-safe: at start-up and after dlopen. */
 void sprof_sampler_note_unsafe_code(void);
 extern _Atomic bool sprof_fork_waiting;
+/* Around the program's dl_iterate_phdr (and sprof's own outside a sample):
+ * the calling thread may hold the loader's lock, or be taking or giving it
+ * back, and libunwind's slow path calls dl_iterate_phdr from the handler,
+ * which then waited for ever on that lock. A sample meanwhile keeps its
+ * interrupted address alone, marked cut. They nest. Async-signal-safe. */
+void sprof_sampler_loader_enter(void);
+void sprof_sampler_loader_leave(void);
 extern _Atomic uint64_t sprof_total_samples;
 extern _Atomic uint64_t sprof_total_weight_ns;
 extern _Atomic uint64_t sprof_write_failures;    /* records that could not be written */

@@ -1479,6 +1479,30 @@ def own_sigprof_blocked(env):
 
 
 @test
+def loader_lock(env):
+    """A sample inside dl_iterate_phdr (the loader's lock held by the
+    interrupted thread) keeps its address alone: libunwind's slow path calls
+    dl_iterate_phdr from the handler, and a thread interrupted while taking
+    or giving back that lock waited on itself for ever (CI caught it once in
+    stress-nomalloc). The time in the callback is still counted, under a
+    cut stack; no sampled stack runs through dl_iterate_phdr."""
+    result = run_ok(env, [env.program("loaderwalk")], trace="loader.bin",
+                    extra_env={"SPROF_QUIET": "1"})
+    check(result.stdout == "walked every object each round\n", f"output {result.stdout!r}")
+    rows = env.functions("loader.bin")
+    inside = pct(rows, "inside_walk", "self_percent")
+    outside = pct(rows, "outside_walk", "self_percent")
+    walk_cumulative = float(rows.get("dl_iterate_phdr", {}).get("cumulative_percent", 0))
+    print(f"  inside_walk self {inside:.1f}%, outside_walk self {outside:.1f}%, "
+          f"dl_iterate_phdr cumulative {walk_cumulative:.1f}%")
+    share = inside / (inside + outside) if inside + outside else 0
+    check(abs(share - 0.6) <= 0.05,
+          f"inside_walk has {100 * share:.1f}% of main's work samples, truth 60% +- 5")
+    check(walk_cumulative < 1.0,
+          f"dl_iterate_phdr is on {walk_cumulative:.1f}% of the sampled stacks")
+
+
+@test
 def fork_without_exec(env):
     """fork without exec: parent and child are both profiled, each into its
     own trace, and neither overwrites the other."""
