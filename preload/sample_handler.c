@@ -623,10 +623,6 @@ void sprof_sampler_loader_leave(void)
     loader_calls--;
 }
 
-/* Whether sprof's handler is installed with the unwinding window's mask
- * as its sa_mask (signals.h): then the window costs no system call. */
-static _Atomic bool handler_blocks_window;
-
 /* Code whose unwind rules do not hold at every instruction: libgcc's
  * unwinder (_Unwind_RaiseException and its helpers, which move the stack
  * under their own rules to reach a handler) sent libunwind's reads astray
@@ -693,8 +689,8 @@ __attribute__((noinline)) static uint32_t unwind_guarded(struct sprof_thread *t,
  * one. Returns the depth (at least 1). The stack is cut at the interrupted
  * address, its callers unknown, when SPROF_DEPTH=1 asks for no unwinding
  * (a flat profile for the cost of the signal), in code libunwind cannot be
- * trusted in, inside dl_iterate_phdr, while a fork waits, and when the unwind faults or finds
- * nothing. */
+ * trusted in, inside dl_iterate_phdr, while a fork waits, and when the
+ * unwind faults or finds nothing. */
 static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *pcs,
                               uint32_t max_depth, bool *truncated)
 {
@@ -713,15 +709,14 @@ static uint32_t capture_stack(struct sprof_thread *t, ucontext_t *uc, uint64_t *
     }
     /* libunwind blocks all signals around each of its locks, with two
      * system calls each time, several times per frame it has not cached:
-     * block them once for the whole unwind instead (signals.h). */
-    sigset_t saved_mask;
+     * inside the window, where the handler's sa_mask has blocked them
+     * already, those calls are answered without the kernel (signals.h). */
     /* Sequentially consistent: set before libunwind can read the numbers
      * of its pipe, which fd_guard.c may be taking back. */
     atomic_store(&t->unwinding, 1);
-    sprof_signals_unwind_begin(&saved_mask, atomic_load_explicit(&handler_blocks_window,
-                                                                 memory_order_relaxed));
+    sprof_signals_unwind_begin();
     uint32_t depth = unwind_guarded(t, uc, pc, pcs, max_depth, truncated);
-    sprof_signals_unwind_end(&saved_mask);
+    sprof_signals_unwind_end();
     atomic_store_explicit(&t->unwinding, 0, memory_order_release);
     atomic_fetch_sub(&sprof_unwinds_running, 1);
     if (depth == 0) {
@@ -866,8 +861,7 @@ __attribute__((noinline)) static void forward(int signal_number, siginfo_t *info
          * for the next signal and in what sigaction reports. */
         sprof_sampler.previous.sa_handler = SIG_DFL;
     }
-    if (atomic_load_explicit(&handler_blocks_window, memory_order_relaxed))
-        sprof_signals_mask_as_kernel_would(signal_number, context, &theirs);
+    sprof_signals_mask_as_kernel_would(signal_number, context, &theirs);
     if (theirs.sa_flags & SA_SIGINFO)
         theirs.sa_sigaction(signal_number, info, context);
     else
@@ -1100,13 +1094,10 @@ static int install_handler(struct sigaction *previous)
     memset(&action, 0, sizeof action);
     action.sa_sigaction = sprof_sampler_on_signal;
     action.sa_flags = SA_SIGINFO | SA_RESTART | (atomic_load(&use_alternate_stacks) ? SA_ONSTACK : 0);
-    bool blocks_window = sprof_signals_window_mask(&action.sa_mask);
-    if (!blocks_window)
-        sigemptyset(&action.sa_mask);
-    if (sprof_real_sigaction(sprof_sampler.signal_number, &action, previous) != 0)
-        return errno;
-    atomic_store(&handler_blocks_window, blocks_window);
-    return 0;
+    /* The unwinding window's mask (signals.h): the kernel blocks it for
+     * the whole handler, and restores the mask at sigreturn. */
+    sprof_signals_window_mask(&action.sa_mask);
+    return sprof_real_sigaction(sprof_sampler.signal_number, &action, previous) != 0 ? errno : 0;
 }
 
 /* An alternate stack smaller than this cannot take a signal's frame and

@@ -49,16 +49,14 @@ static const int terminating[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, S
                                   SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ, SIGSYS,  SIGVTALRM};
 
 static void resolve_mask_functions(void);
+static void make_window_mask(void);
 static int real_mask(int how, const sigset_t *set, sigset_t *old);
 
 /* What the unwinding window blocks: every signal but the synchronous
- * faults. Set once by sprof_signals_init, before any sample. */
+ * faults. Made once, at start-up, before any sample. */
 static sigset_t window_mask;
 static volatile sig_atomic_t window_mask_ready;
-/* Whether this thread is inside the unwinding window, and what blocked
- * its signals: the window's own system call (then its end restores the
- * mask) or the sampling handler's sa_mask (then the kernel does). */
-enum { WINDOW_NONE, WINDOW_BY_CALL, WINDOW_BY_HANDLER };
+/* Whether this thread is inside the unwinding window. */
 static __thread volatile sig_atomic_t in_window __attribute__((tls_model("initial-exec")));
 
 /* The code of the libunwind sprof unwinds with. A program that calls it
@@ -80,47 +78,39 @@ void sprof_signals_init(void)
     resolve_mask_functions();
     if (!libunwind_code[1])
         sprof_code_segment(NULL, (uintptr_t)unw_backtrace, libunwind_code);
-    if (!window_mask_ready) {
-        sigfillset(&window_mask);
-        static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
-        for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
-            sigdelset(&window_mask, faults[i]);
-        window_mask_ready = 1;
-    }
+    make_window_mask();
 }
 
-bool sprof_signals_window_mask(sigset_t *mask)
+static void make_window_mask(void)
 {
-    if (!window_mask_ready)
-        return false;
+    if (window_mask_ready)
+        return;
+    sigfillset(&window_mask);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&window_mask, faults[i]);
+    window_mask_ready = 1;
+}
+
+void sprof_signals_window_mask(sigset_t *mask)
+{
+    make_window_mask();
     *mask = window_mask;
-    return true;
 }
 
-void sprof_signals_unwind_begin(sigset_t *saved, bool handler_blocks_window)
+void sprof_signals_unwind_begin(void)
 {
-    if (handler_blocks_window) {
-        in_window = WINDOW_BY_HANDLER;
-        return;
-    }
-    if (!window_mask_ready || real_mask(SIG_BLOCK, &window_mask, saved) != 0) {
-        sigemptyset(saved);
-        return;
-    }
-    in_window = WINDOW_BY_CALL;
+    in_window = 1;
 }
 
 bool sprof_signals_in_unwind_window(void)
 {
-    return in_window != WINDOW_NONE;
+    return in_window;
 }
 
-void sprof_signals_unwind_end(const sigset_t *saved)
+void sprof_signals_unwind_end(void)
 {
-    int made_by = in_window;
-    in_window = WINDOW_NONE;
-    if (made_by == WINDOW_BY_CALL)
-        real_mask(SIG_SETMASK, saved, NULL);
+    in_window = 0;
 }
 
 void sprof_signals_unwind_escaped(const ucontext_t *uc)

@@ -67,19 +67,17 @@ void sprof_signals_after_failed_exec(const sigset_t *saved);
 /* The unwinding window, around each unwind in the sampling handler. Both
  * async-signal-safe. Inside it every signal is blocked but the synchronous
  * faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS: a fault while
- * unwinding still reaches sprof's exit path). The sampling handler is
+ * unwinding still reaches sprof's exit path): the sampling handler is
  * installed with that mask as its sa_mask (sprof_signals_window_mask), so
  * the kernel blocks them as it enters the handler and restores the mask
- * as it leaves: begin then only marks the window (handler_blocks_window).
- * Otherwise begin blocks them itself, saving the mask in *saved, and end
- * restores it: two system calls a sample.
- * Inside the window libunwind's own calls that block every signal around
- * its locks (rt_sigprocmask twice per lock; 24 per sample on gcc's cc1)
- * change nothing, and the interposed sigprocmask answers them without a
- * system call. */
-bool sprof_signals_window_mask(sigset_t *mask);
-void sprof_signals_unwind_begin(sigset_t *saved, bool handler_blocks_window);
-void sprof_signals_unwind_end(const sigset_t *saved);
+ * as it leaves, with no system call of sprof's; begin and end only mark
+ * the window. Inside it libunwind's own calls that block every signal
+ * around its locks (rt_sigprocmask twice per lock; 24 per sample on gcc's
+ * cc1) change nothing, and the interposed sigprocmask answers them
+ * without a system call. */
+void sprof_signals_window_mask(sigset_t *mask);
+void sprof_signals_unwind_begin(void);
+void sprof_signals_unwind_end(void);
 /* After a fault inside the window, escaped from: the kernel blocked the
  * fault's signal for a handler that never returned. Unblocks SIGSEGV and
  * SIGBUS again where the interrupted code (uc) had them open, so that a
