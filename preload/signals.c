@@ -665,15 +665,24 @@ bool sprof_signals_defer(int signal_number, const siginfo_t *info, void *context
     if (signal_number != sprof_sampler.signal_number || !sampling_blocked_in_view ||
         !view_kept() || in_vfork_child())
         return false;
-    /* Sent again, with the same siginfo: to the process where it was sent
-     * to the process and the kernel lets us (it does for negative codes,
-     * and for any from the main thread), else to this thread. */
+    /* Sent again: a thread's own to this thread, with the same siginfo; one
+     * sent to the process back to the process, where any thread that opens
+     * it or waits for it takes it. The kernel lets only the main thread pass
+     * on a code that is not negative (kill's, the kernel's): from another
+     * thread it goes as SI_QUEUE, with the same sender. Kept on this thread
+     * instead, a signal thread's sigwait would never see it, and it would
+     * be lost when this thread ended. */
     pid_t pid = getpid();
     pid_t tid = (pid_t)syscall(SYS_gettid);
-    bool to_thread = info->si_code == SI_TKILL || info->si_code == SI_TIMER ||
-                     (info->si_code >= 0 && tid != pid);
-    long sent = to_thread ? syscall(SYS_rt_tgsigqueueinfo, pid, tid, signal_number, info)
-                          : syscall(SYS_rt_sigqueueinfo, pid, signal_number, info);
+    long sent = -1;
+    if (info->si_code != SI_TKILL && info->si_code != SI_TIMER) {
+        siginfo_t resent = *info;
+        if (resent.si_code >= 0 && tid != pid)
+            resent.si_code = SI_QUEUE;
+        sent = syscall(SYS_rt_sigqueueinfo, pid, signal_number, &resent);
+    }
+    if (sent != 0)
+        sent = syscall(SYS_rt_tgsigqueueinfo, pid, tid, signal_number, info);
     if (sent != 0)
         return false;
     /* Blocked in this thread when the handler returns. */

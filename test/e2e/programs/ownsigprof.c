@@ -16,13 +16,18 @@
  *      sigwaitinfo takes it, the program computes, raise() sends another,
  *      and unblocking it kills; no sample pending meanwhile stands in for
  *      that second signal.
+ *   7. At the default action, blocked in both threads (in a child): the
+ *      main thread raises one, so a kill from a second thread reaches that
+ *      thread; it ends, and the main thread's sigtimedwait takes both.
  * Each step starts from the mask the program started with. Prints what it
  * saw at each step, then computes with SIGPROF unblocked.
  * Usage: ownsigprof */
 #include <signal.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "work.h"
@@ -69,6 +74,29 @@ static const char *pending(void)
     sigset_t set;
     sigpending(&set);
     return sigismember(&set, SIGPROF) ? "pending" : "not pending";
+}
+
+static void *kill_and_end(void *unused)
+{
+    (void)unused;
+    kill(getpid(), SIGPROF);
+    return NULL;
+}
+
+/* Step 7's child: how many of the two signals its main thread takes. */
+static int taken_after_sender_ends(const sigset_t *prof)
+{
+    sigprocmask(SIG_BLOCK, prof, NULL);
+    raise(SIGPROF);
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, kill_and_end, NULL) != 0)
+        return -1;
+    pthread_join(sender, NULL);
+    int taken = 0;
+    const struct timespec wait = {3, 0};
+    while (taken < 2 && sigtimedwait(prof, NULL, &wait) == SIGPROF)
+        taken++;
+    return taken;
 }
 
 int main(void)
@@ -148,8 +176,15 @@ int main(void)
         _exit(0);
     }
     waitpid(child, &status, 0);
-    printf("6: a raise after sigwaitinfo %s\n",
+    printf("6: a raise after sigwaitinfo %s; ",
            WIFSIGNALED(status) && WTERMSIG(status) == SIGPROF ? "kills" : "does not kill");
+    fflush(stdout);
+
+    child = fork();
+    if (child == 0)
+        _exit(taken_after_sender_ends(&prof));
+    waitpid(child, &status, 0);
+    printf("7: sigtimedwait took %d of 2\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     fflush(stdout);
     after_unblocking();
     return 0;
