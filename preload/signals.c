@@ -772,6 +772,18 @@ static int wait_for(const sigset_t *set, siginfo_t *info, const struct timespec 
             continue;
         if (sampling && result == signal_number)
             reopen_after_taken();
+        /* The program's signal, arriving during the wait, ran sprof's
+         * handler, which deferred it: it is the wait's answer, not EINTR. */
+        if (sampling && result < 0 && errno == EINTR) {
+            int taken = take_deferred(&got);
+            if (taken) {
+                reopen_after_taken();
+                if (info)
+                    *info = got;
+                return taken;
+            }
+            errno = EINTR;
+        }
         if (result > 0 && info)
             *info = got;
         return result;

@@ -1462,7 +1462,8 @@ def own_sigprof_blocked(env):
     sigwaitinfo leaves the thread sampled, and no sample pending stands in
     for the program's next one. One sent to the process that reaches a
     thread other than the main one waits for the process, not for that
-    thread: it outlives the thread."""
+    thread: it outlives the thread. One that arrives during a sigtimedwait
+    for it is its answer, not EINTR."""
     plain = run_ok(env, [env.program("ownsigprof")], profile=False).stdout
     check(plain == "1: pending, still pending, sigwait took 27, then not pending; "
                    "2: sigwait took 27, then not pending; "
@@ -1470,7 +1471,8 @@ def own_sigprof_blocked(env):
                    "4: in the handler SIGPROF blocked, SIGUSR1 open, SIGUSR2 blocked; "
                    "5: handled 1, then SIG_DFL, a second one kills; "
                    "6: a raise after sigwaitinfo kills; "
-                   "7: sigtimedwait took 2 of 2\n",
+                   "7: sigtimedwait took 2 of 2; "
+                   "8: sigtimedwait returned SIGPROF\n",
           f"the program itself behaves unexpectedly: {plain!r}")
     result = env.run([env.program("ownsigprof")], trace="own.bin",
                      extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})

@@ -19,9 +19,13 @@
  *   7. At the default action, blocked in both threads (in a child): the
  *      main thread raises one, so a kill from a second thread reaches that
  *      thread; it ends, and the main thread's sigtimedwait takes both.
+ *   8. Blocked, with SIGUSR1 (in a child): the main thread waits with
+ *      sigtimedwait while a second thread sends one with kill; the wait
+ *      returns it, not EINTR.
  * Each step starts from the mask the program started with. Prints what it
  * saw at each step, then computes with SIGPROF unblocked.
  * Usage: ownsigprof */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -97,6 +101,29 @@ static int taken_after_sender_ends(const sigset_t *prof)
     while (taken < 2 && sigtimedwait(prof, NULL, &wait) == SIGPROF)
         taken++;
     return taken;
+}
+
+static void *kill_later(void *unused)
+{
+    (void)unused;
+    usleep(100000);
+    kill(getpid(), SIGPROF);
+    return NULL;
+}
+
+/* Step 8's child: what the main thread's wait returns. */
+static int wait_answer(const sigset_t *prof)
+{
+    sigset_t both = *prof;
+    sigaddset(&both, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &both, NULL);
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, kill_later, NULL) != 0)
+        return 255;
+    const struct timespec wait = {3, 0};
+    int answer = sigtimedwait(&both, NULL, &wait);
+    pthread_join(sender, NULL);
+    return answer < 0 ? 254 - (errno == EINTR) : answer;
 }
 
 int main(void)
@@ -184,7 +211,16 @@ int main(void)
     if (child == 0)
         _exit(taken_after_sender_ends(&prof));
     waitpid(child, &status, 0);
-    printf("7: sigtimedwait took %d of 2\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    printf("7: sigtimedwait took %d of 2; ", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    fflush(stdout);
+
+    child = fork();
+    if (child == 0)
+        _exit(wait_answer(&prof));
+    waitpid(child, &status, 0);
+    int answer = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    printf("8: sigtimedwait returned %s\n",
+           answer == SIGPROF ? "SIGPROF" : answer == 253 ? "EINTR" : "something else");
     fflush(stdout);
     after_unblocking();
     return 0;
