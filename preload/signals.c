@@ -12,7 +12,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <time.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -690,18 +695,6 @@ bool sprof_signals_defer(int signal_number, const siginfo_t *info, void *context
     return true;
 }
 
-/* A wait set without the sampling signal, unless it is all the set holds
- * (then the program waits for that signal itself). */
-static const sigset_t *wait_set(const sigset_t *set, sigset_t *adjusted)
-{
-    int signal_number = sprof_sampler.signal_number;
-    if (!set || !sampling_signal_virtual() || sigismember(set, signal_number) != 1)
-        return set;
-    *adjusted = *set;
-    sigdelset(adjusted, signal_number);
-    return sigisemptyset(adjusted) ? set : adjusted;
-}
-
 /* A signal of the program's own on the sampling signal, pending (one
  * deferred), taken as a wait's answer; samples pending there are dropped.
  * Returns the signal number, or 0. */
@@ -738,10 +731,28 @@ static void reopen_after_taken(void)
         real_mask_one(SIG_UNBLOCK, sprof_sampler.signal_number);
 }
 
-/* The program's wait on set: the sampling signal is left out of it (but
- * where it is all the set holds), and a sample is never its answer, while
- * a signal of the program's own on it is. Returns the signal number, or -1
- * and errno, as sigtimedwait (sigwaitinfo without a timeout). */
+/* What is left of a wait's timeout, from its deadline on CLOCK_MONOTONIC;
+ * false once it has passed. */
+static bool time_left(const struct timespec *deadline, struct timespec *left)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left->tv_sec = deadline->tv_sec - now.tv_sec;
+    left->tv_nsec = deadline->tv_nsec - now.tv_nsec;
+    if (left->tv_nsec < 0) {
+        left->tv_sec--;
+        left->tv_nsec += 1000000000L;
+    }
+    return left->tv_sec >= 0;
+}
+
+/* The program's wait on set: a sample is never its answer, while a signal
+ * of the program's own on the sampling signal is. The sampling signal stays
+ * in the set, so that the program's own is the answer wherever it arrives
+ * (left out, it ran sprof's handler instead, which passed it on, and the
+ * wait ended with EINTR), and no sample interrupts the wait: one pending
+ * is taken and passed over. Returns the signal number, or -1 and errno, as
+ * sigtimedwait (sigwaitinfo without a timeout). */
 static int wait_for(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
 {
     if (!real_sigtimedwait || !real_sigwaitinfo)
@@ -760,30 +771,34 @@ static int wait_for(const sigset_t *set, siginfo_t *info, const struct timespec 
             return taken;
         }
     }
-    sigset_t adjusted;
-    const sigset_t *passed = wait_set(set, &adjusted);
+    struct timespec deadline, left;
+    if (sampling && timeout && timeout->tv_nsec >= 0 && timeout->tv_nsec < 1000000000L &&
+        clock_gettime(CLOCK_MONOTONIC, &deadline) == 0) {
+        deadline.tv_sec += timeout->tv_sec;
+        deadline.tv_nsec += timeout->tv_nsec;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    } else {
+        sampling = sampling && !timeout; /* a bad timeout: the kernel's answer */
+    }
+    const struct timespec *wait = timeout;
     for (;;) {
         siginfo_t got;
-        int result = timeout ? real_sigtimedwait(passed, &got, timeout)
-                             : real_sigwaitinfo(passed, &got);
-        /* A sample pending from before the wait, where the program waits
-         * for the signal itself: not its answer. */
-        if (sampling && result == signal_number && sprof_sampler_owns(&got))
+        int result = wait ? real_sigtimedwait(set, &got, wait) : real_sigwaitinfo(set, &got);
+        if (sampling && result == signal_number && sprof_sampler_owns(&got)) {
+            if (!timeout)
+                continue;
+            if (!time_left(&deadline, &left)) {
+                errno = EAGAIN;
+                return -1;
+            }
+            wait = &left;
             continue;
+        }
         if (sampling && result == signal_number)
             reopen_after_taken();
-        /* The program's signal, arriving during the wait, ran sprof's
-         * handler, which deferred it: it is the wait's answer, not EINTR. */
-        if (sampling && result < 0 && errno == EINTR) {
-            int taken = take_deferred(&got);
-            if (taken) {
-                reopen_after_taken();
-                if (info)
-                    *info = got;
-                return taken;
-            }
-            errno = EINTR;
-        }
         if (result > 0 && info)
             *info = got;
         return result;
@@ -813,9 +828,153 @@ SPROF_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info,
     return wait_for(set, info, timeout);
 }
 
+/* A signalfd's set: without the sampling signal, unless it is all the set
+ * holds (then the program waits for that signal itself). */
 const sigset_t *sprof_signals_wait_set(const sigset_t *set, sigset_t *adjusted)
 {
-    return wait_set(set, adjusted);
+    int signal_number = sprof_sampler.signal_number;
+    if (!set || !sampling_signal_virtual() || sigismember(set, signal_number) != 1)
+        return set;
+    *adjusted = *set;
+    sigdelset(adjusted, signal_number);
+    return sigisemptyset(adjusted) ? set : adjusted;
+}
+
+/* --- Waits with a mask of their own: sigsuspend, ppoll, pselect, epoll_pwait
+ *
+ * The mask given holds for the call only. Where it opens the sampling
+ * signal that the view blocks, the program's own signal waiting there is
+ * delivered (at its default action it ends the program); where it blocks
+ * it, the real mask does too, as nothing is sampled in a wait. */
+
+struct call_mask {
+    sigset_t real;
+    bool view_before;
+    bool opened; /* the call's mask opened the signal the view blocked */
+    bool kept;   /* the view was changed for the call */
+};
+
+static const sigset_t *call_mask_enter(const sigset_t *mask, struct call_mask *call)
+{
+    call->kept = false;
+    if (!mask || !sampling_signal_virtual() || in_vfork_child())
+        return mask;
+    int signal_number = sprof_sampler.signal_number;
+    bool blocks = sigismember(mask, signal_number) == 1;
+    call->real = *mask;
+    if (blocks || sampling_held > 0 || in_sampling_handler)
+        sigaddset(&call->real, signal_number);
+    else
+        sigdelset(&call->real, signal_number);
+    call->view_before = sampling_blocked_in_view;
+    call->opened = call->view_before && !blocks;
+    sampling_blocked_in_view = blocks;
+    call->kept = true;
+    return &call->real;
+}
+
+/* The view back as it was; a real block a deferred signal had left has
+ * served where the call opened the signal (its signal was delivered). */
+static void call_mask_leave(const struct call_mask *call)
+{
+    if (!call->kept)
+        return;
+    int saved_errno = errno;
+    sampling_blocked_in_view = call->view_before;
+    if (call->opened)
+        reopen_after_taken();
+    errno = saved_errno;
+}
+
+typedef int (*sigsuspend_fn)(const sigset_t *);
+typedef int (*ppoll_fn)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+typedef int (*pselect_fn)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+                          const sigset_t *);
+typedef int (*epoll_pwait_fn)(int, struct epoll_event *, int, int, const sigset_t *);
+typedef int (*epoll_pwait2_fn)(int, struct epoll_event *, int, const struct timespec *,
+                               const sigset_t *);
+typedef int (*ppoll_chk_fn)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *,
+                            size_t);
+
+/* The next definition of name, or NULL (then the call fails with ENOSYS). */
+static void *next_function(void *_Atomic *cached, const char *name)
+{
+    void *function = atomic_load(cached);
+    if (!function) {
+        function = dlsym(RTLD_NEXT, name);
+        atomic_store(cached, function);
+    }
+    return function;
+}
+
+#define CALL_WITH_MASK(type, name, mask, ...)                        \
+    do {                                                             \
+        static void *_Atomic cached;                                 \
+        type real = (type)next_function(&cached, name);              \
+        if (!real) {                                                 \
+            errno = ENOSYS;                                          \
+            return -1;                                               \
+        }                                                            \
+        struct call_mask call;                                       \
+        const sigset_t *passed = call_mask_enter(mask, &call);       \
+        int result = real(__VA_ARGS__, passed);                      \
+        call_mask_leave(&call);                                      \
+        return result;                                               \
+    } while (0)
+
+SPROF_EXPORT int sigsuspend(const sigset_t *mask)
+{
+    static void *_Atomic cached;
+    sigsuspend_fn real = (sigsuspend_fn)next_function(&cached, "sigsuspend");
+    if (!real) {
+        errno = ENOSYS;
+        return -1;
+    }
+    struct call_mask call;
+    const sigset_t *passed = call_mask_enter(mask, &call);
+    int result = real(passed);
+    call_mask_leave(&call);
+    return result;
+}
+
+SPROF_EXPORT int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
+                       const sigset_t *mask)
+{
+    CALL_WITH_MASK(ppoll_fn, "ppoll", mask, fds, count, timeout);
+}
+
+SPROF_EXPORT int pselect(int count, fd_set *read_set, fd_set *write_set, fd_set *error_set,
+                         const struct timespec *timeout, const sigset_t *mask)
+{
+    CALL_WITH_MASK(pselect_fn, "pselect", mask, count, read_set, write_set, error_set, timeout);
+}
+
+SPROF_EXPORT int epoll_pwait(int epoll_fd, struct epoll_event *events, int max_events,
+                             int timeout, const sigset_t *mask)
+{
+    CALL_WITH_MASK(epoll_pwait_fn, "epoll_pwait", mask, epoll_fd, events, max_events, timeout);
+}
+
+SPROF_EXPORT int epoll_pwait2(int epoll_fd, struct epoll_event *events, int max_events,
+                              const struct timespec *timeout, const sigset_t *mask)
+{
+    CALL_WITH_MASK(epoll_pwait2_fn, "epoll_pwait2", mask, epoll_fd, events, max_events, timeout);
+}
+
+/* ppoll of programs built with _FORTIFY_SOURCE: the size check is glibc's. */
+int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
+                const sigset_t *mask, size_t fds_size);
+SPROF_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
+                             const sigset_t *mask, size_t fds_size)
+{
+    if (fds_size / sizeof *fds < count) {
+        static void *_Atomic cached;
+        ppoll_chk_fn real = (ppoll_chk_fn)next_function(&cached, "__ppoll_chk");
+        if (real)
+            return real(fds, count, timeout, mask, fds_size);
+        abort();
+    }
+    return ppoll(fds, count, timeout, mask);
 }
 
 void sprof_signals_thread_start(bool creator_blocked)

@@ -1463,7 +1463,8 @@ def own_sigprof_blocked(env):
     for the program's next one. One sent to the process that reaches a
     thread other than the main one waits for the process, not for that
     thread: it outlives the thread. One that arrives during a sigtimedwait
-    for it is its answer, not EINTR."""
+    for it is its answer, not EINTR. A wait whose own mask opens it
+    (sigsuspend, ppoll, pselect, epoll_pwait) delivers it."""
     plain = run_ok(env, [env.program("ownsigprof")], profile=False).stdout
     check(plain == "1: pending, still pending, sigwait took 27, then not pending; "
                    "2: sigwait took 27, then not pending; "
@@ -1472,7 +1473,9 @@ def own_sigprof_blocked(env):
                    "5: handled 1, then SIG_DFL, a second one kills; "
                    "6: a raise after sigwaitinfo kills; "
                    "7: sigtimedwait took 2 of 2; "
-                   "8: sigtimedwait returned SIGPROF\n",
+                   "8: sigtimedwait returned SIGPROF; "
+                   "9: opened by sigsuspend it kills, by ppoll kills, by pselect kills, "
+                   "by epoll_pwait kills\n",
           f"the program itself behaves unexpectedly: {plain!r}")
     result = env.run([env.program("ownsigprof")], trace="own.bin",
                      extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})

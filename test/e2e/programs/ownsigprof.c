@@ -22,14 +22,20 @@
  *   8. Blocked, with SIGUSR1 (in a child): the main thread waits with
  *      sigtimedwait while a second thread sends one with kill; the wait
  *      returns it, not EINTR.
+ *   9. At the default action, blocked (in a child each): kill() sends one,
+ *      then sigsuspend, ppoll, pselect or epoll_pwait waits with a mask
+ *      that opens it: it kills.
  * Each step starts from the mask the program started with. Prints what it
  * saw at each step, then computes with SIGPROF unblocked.
  * Usage: ownsigprof */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,6 +132,36 @@ static int wait_answer(const sigset_t *prof)
     return answer < 0 ? 254 - (errno == EINTR) : answer;
 }
 
+/* Step 9: whether a wait whose own mask opens a pending SIGPROF dies of it. */
+static const char *killed_in_wait(const sigset_t *prof, int which)
+{
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        sigprocmask(SIG_BLOCK, prof, NULL);
+        kill(getpid(), SIGPROF);
+        sigset_t open;
+        sigemptyset(&open);
+        struct timespec wait = {2, 0};
+        if (which == 0) {
+            alarm(3);
+            sigsuspend(&open);
+        } else if (which == 1) {
+            ppoll(NULL, 0, &wait, &open);
+        } else if (which == 2) {
+            pselect(0, NULL, NULL, NULL, &wait, &open);
+        } else {
+            int epoll_fd = epoll_create1(0);
+            struct epoll_event event;
+            epoll_pwait(epoll_fd, &event, 1, 2000, &open);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGPROF ? "kills" : "does not kill";
+}
+
 int main(void)
 {
     sigset_t prof, both, old;
@@ -219,8 +255,12 @@ int main(void)
         _exit(wait_answer(&prof));
     waitpid(child, &status, 0);
     int answer = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    printf("8: sigtimedwait returned %s\n",
+    printf("8: sigtimedwait returned %s; ",
            answer == SIGPROF ? "SIGPROF" : answer == 253 ? "EINTR" : "something else");
+    printf("9: opened by sigsuspend it %s, ", killed_in_wait(&prof, 0));
+    printf("by ppoll %s, ", killed_in_wait(&prof, 1));
+    printf("by pselect %s, ", killed_in_wait(&prof, 2));
+    printf("by epoll_pwait %s\n", killed_in_wait(&prof, 3));
     fflush(stdout);
     after_unblocking();
     return 0;
