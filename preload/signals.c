@@ -54,6 +54,7 @@ static const int terminating[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP, S
                                   SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ, SIGSYS,  SIGVTALRM};
 
 static void resolve_mask_functions(void);
+static void resolve_wait_functions(void);
 static void make_window_mask(void);
 static int real_mask(int how, const sigset_t *set, sigset_t *old);
 
@@ -81,6 +82,7 @@ void sprof_signals_init(void)
     if (!real_sigaction)
         real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
     resolve_mask_functions();
+    resolve_wait_functions();
     if (!libunwind_code[1])
         sprof_code_segment(NULL, (uintptr_t)unw_backtrace, libunwind_code);
     make_window_mask();
@@ -896,69 +898,67 @@ typedef int (*epoll_pwait2_fn)(int, struct epoll_event *, int, const struct time
 typedef int (*ppoll_chk_fn)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *,
                             size_t);
 
-/* The next definition of name, or NULL (then the call fails with ENOSYS). */
-static void *next_function(void *_Atomic *cached, const char *name)
+static sigsuspend_fn real_sigsuspend;
+static ppoll_fn real_ppoll;
+static pselect_fn real_pselect;
+static epoll_pwait_fn real_epoll_pwait;
+static epoll_pwait2_fn real_epoll_pwait2;
+static ppoll_chk_fn real_ppoll_chk;
+
+/* Resolved at start-up with the mask functions: dlsym is not safe in the
+ * program's signal handlers, where these may be called. */
+static void resolve_wait_functions(void)
 {
-    void *function = atomic_load(cached);
-    if (!function) {
-        function = dlsym(RTLD_NEXT, name);
-        atomic_store(cached, function);
-    }
-    return function;
+    real_sigsuspend = (sigsuspend_fn)dlsym(RTLD_NEXT, "sigsuspend");
+    real_ppoll = (ppoll_fn)dlsym(RTLD_NEXT, "ppoll");
+    real_pselect = (pselect_fn)dlsym(RTLD_NEXT, "pselect");
+    real_epoll_pwait = (epoll_pwait_fn)dlsym(RTLD_NEXT, "epoll_pwait");
+    real_epoll_pwait2 = (epoll_pwait2_fn)dlsym(RTLD_NEXT, "epoll_pwait2");
+    real_ppoll_chk = (ppoll_chk_fn)dlsym(RTLD_NEXT, "__ppoll_chk");
 }
 
-#define CALL_WITH_MASK(type, name, mask, ...)                        \
+#define CALL_WITH_MASK(real, mask, ...)                              \
     do {                                                             \
-        static void *_Atomic cached;                                 \
-        type real = (type)next_function(&cached, name);              \
+        if (!real)                                                   \
+            resolve_wait_functions();                                \
         if (!real) {                                                 \
             errno = ENOSYS;                                          \
             return -1;                                               \
         }                                                            \
         struct call_mask call;                                       \
         const sigset_t *passed = call_mask_enter(mask, &call);       \
-        int result = real(__VA_ARGS__, passed);                      \
+        int result = real(__VA_ARGS__);                              \
         call_mask_leave(&call);                                      \
         return result;                                               \
     } while (0)
 
 SPROF_EXPORT int sigsuspend(const sigset_t *mask)
 {
-    static void *_Atomic cached;
-    sigsuspend_fn real = (sigsuspend_fn)next_function(&cached, "sigsuspend");
-    if (!real) {
-        errno = ENOSYS;
-        return -1;
-    }
-    struct call_mask call;
-    const sigset_t *passed = call_mask_enter(mask, &call);
-    int result = real(passed);
-    call_mask_leave(&call);
-    return result;
+    CALL_WITH_MASK(real_sigsuspend, mask, passed);
 }
 
 SPROF_EXPORT int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout,
                        const sigset_t *mask)
 {
-    CALL_WITH_MASK(ppoll_fn, "ppoll", mask, fds, count, timeout);
+    CALL_WITH_MASK(real_ppoll, mask, fds, count, timeout, passed);
 }
 
 SPROF_EXPORT int pselect(int count, fd_set *read_set, fd_set *write_set, fd_set *error_set,
                          const struct timespec *timeout, const sigset_t *mask)
 {
-    CALL_WITH_MASK(pselect_fn, "pselect", mask, count, read_set, write_set, error_set, timeout);
+    CALL_WITH_MASK(real_pselect, mask, count, read_set, write_set, error_set, timeout, passed);
 }
 
 SPROF_EXPORT int epoll_pwait(int epoll_fd, struct epoll_event *events, int max_events,
                              int timeout, const sigset_t *mask)
 {
-    CALL_WITH_MASK(epoll_pwait_fn, "epoll_pwait", mask, epoll_fd, events, max_events, timeout);
+    CALL_WITH_MASK(real_epoll_pwait, mask, epoll_fd, events, max_events, timeout, passed);
 }
 
 SPROF_EXPORT int epoll_pwait2(int epoll_fd, struct epoll_event *events, int max_events,
                               const struct timespec *timeout, const sigset_t *mask)
 {
-    CALL_WITH_MASK(epoll_pwait2_fn, "epoll_pwait2", mask, epoll_fd, events, max_events, timeout);
+    CALL_WITH_MASK(real_epoll_pwait2, mask, epoll_fd, events, max_events, timeout, passed);
 }
 
 /* ppoll of programs built with _FORTIFY_SOURCE: the size check is glibc's. */
@@ -968,10 +968,10 @@ SPROF_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct time
                              const sigset_t *mask, size_t fds_size)
 {
     if (fds_size / sizeof *fds < count) {
-        static void *_Atomic cached;
-        ppoll_chk_fn real = (ppoll_chk_fn)next_function(&cached, "__ppoll_chk");
-        if (real)
-            return real(fds, count, timeout, mask, fds_size);
+        if (!real_ppoll_chk)
+            resolve_wait_functions();
+        if (real_ppoll_chk)
+            return real_ppoll_chk(fds, count, timeout, mask, fds_size);
         abort();
     }
     return ppoll(fds, count, timeout, mask);
