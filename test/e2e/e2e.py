@@ -1160,6 +1160,36 @@ def program_sigmask(env):
 
 
 @test
+def legacy_signal_calls(env):
+    """glibc's older signal calls (sigblock, sigsetmask, sighold, sigrelse,
+    sigignore, sigset, sigpause, sysv_signal), which glibc makes past the
+    interposed sigprocmask and sigaction, keep the program's view of the
+    sampling signal: a SIGPROF of its own kills each child as it would
+    without the profiler, and a thread that blocks it with sigblock is still
+    sampled. dash, /bin/sh on Debian, clears its mask with sigsetmask: a
+    SIGPROF sent to it while it waits for a command kills it, as without the
+    profiler."""
+    plain = run_ok(env, [env.program("legacymask")], profile=False).stdout
+    check(plain == "1: kills; 2: kills; 3: lives, kills; 4: kills; 5: kills; \n",
+          f"the program itself behaves unexpectedly: {plain!r}")
+    result = run_ok(env, [env.program("legacymask")], trace="legacy.bin",
+                    extra_env={"SPROF_QUIET": "1"})
+    print(f"  {result.stdout.strip()}")
+    check(result.stdout == plain, f"output {result.stdout!r}, without the profiler {plain!r}")
+    samples = int(env.functions("legacy.bin", "--no-children").get("while_blocked", {})
+                  .get("self_samples", 0))
+    print(f"  while_blocked, under sigblock: {samples} samples")
+    check(samples > 100, f"while_blocked has {samples} samples")
+    shell = ["bash", "-c", '"$@" & sleep 0.3; kill -PROF $!; wait $!; echo "status $?"', "-",
+             "/bin/sh", "-c", "sleep 1.5; echo alive"]
+    plain = env.run(shell, profile=False).stdout
+    profiled = env.run(shell, trace="sh.bin", extra_env={"SPROF_QUIET": "1"}).stdout
+    print(f"  /bin/sh sent SIGPROF while it waits: {profiled.split()} "
+          f"(without the profiler {plain.split()})")
+    check(profiled == plain, f"/bin/sh: {profiled!r}, without the profiler {plain!r}")
+
+
+@test
 def small_altstack(env):
     """A sample that arrives while the program's handler runs on a small
     alternate stack must not overflow it (CPython with -X faulthandler
