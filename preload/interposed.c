@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <link.h>
 #include <linux/seccomp.h>
@@ -25,7 +26,7 @@
 enum real_id {
     REAL_DLOPEN, REAL_DLCLOSE, REAL_EXECVE, REAL_EXECV, REAL_EXECVP, REAL_EXECVPE,
     REAL_FEXECVE, REAL_EXECVEAT, REAL_EXIT, REAL_EXIT_UPPER, REAL_PRCTL, REAL_SYSCALL,
-    REAL_LIBC_EXIT, REAL_DL_ITERATE_PHDR, REAL_COUNT
+    REAL_LIBC_EXIT, REAL_DL_ITERATE_PHDR, REAL_POSIX_SPAWN, REAL_POSIX_SPAWNP, REAL_COUNT
 };
 static const char *const real_names[REAL_COUNT] = {
     [REAL_DLOPEN] = "dlopen",     [REAL_DLCLOSE] = "dlclose",   [REAL_EXECVE] = "execve",
@@ -33,6 +34,7 @@ static const char *const real_names[REAL_COUNT] = {
     [REAL_FEXECVE] = "fexecve",   [REAL_EXECVEAT] = "execveat", [REAL_EXIT] = "_exit",
     [REAL_EXIT_UPPER] = "_Exit",  [REAL_PRCTL] = "prctl",       [REAL_SYSCALL] = "syscall",
     [REAL_LIBC_EXIT] = "exit",     [REAL_DL_ITERATE_PHDR] = "dl_iterate_phdr",
+    [REAL_POSIX_SPAWN] = "posix_spawn", [REAL_POSIX_SPAWNP] = "posix_spawnp",
 };
 static void *real_pointers[REAL_COUNT];
 
@@ -153,11 +155,11 @@ typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int)
         bool own_ = sprof_in_profiled_process();               \
         if (own_)                                              \
             sprof_trace_before_exec();                         \
-        sigset_t mask_;                                        \
-        sprof_signals_before_exec(&mask_);                     \
+        struct sprof_exec_signals signals_;                    \
+        sprof_signals_before_exec(&signals_);                  \
         int result_ = fn_(__VA_ARGS__);                        \
         int error_ = errno;                                    \
-        sprof_signals_after_failed_exec(&mask_);               \
+        sprof_signals_after_failed_exec(&signals_);            \
         if (own_)                                              \
             sprof_trace_after_failed_exec();                   \
         errno = error_;                                        \
@@ -193,6 +195,44 @@ SPROF_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char 
                           int flags)
 {
     CALL_REAL(execveat_fn, REAL_EXECVEAT, dirfd, path, argv, envp, flags);
+}
+
+/* posix_spawn's child starts the new image as exec would: with the mask
+ * the program set and the sampling signal ignored if the program ignores
+ * it (glibc's child resets sprof's handler to SIG_DFL). Meanwhile this
+ * thread's samples wait, and other threads' samples are dropped while the
+ * signal is ignored. system() and popen() spawn inside glibc, past this. */
+typedef int (*posix_spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                              const posix_spawnattr_t *, char *const[], char *const[]);
+
+static int spawn(enum real_id id, pid_t *pid, const char *path,
+                 const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attributes,
+                 char *const argv[], char *const envp[])
+{
+    posix_spawn_fn fn = (posix_spawn_fn)real_function(id);
+    if (!fn)
+        return ENOSYS;
+    struct sprof_exec_signals signals;
+    sprof_signals_before_exec(&signals);
+    int result = fn(pid, path, actions, attributes, argv, envp);
+    sprof_signals_after_failed_exec(&signals);
+    return result;
+}
+
+SPROF_EXPORT int posix_spawn(pid_t *pid, const char *path,
+                             const posix_spawn_file_actions_t *actions,
+                             const posix_spawnattr_t *attributes, char *const argv[],
+                             char *const envp[])
+{
+    return spawn(REAL_POSIX_SPAWN, pid, path, actions, attributes, argv, envp);
+}
+
+SPROF_EXPORT int posix_spawnp(pid_t *pid, const char *file,
+                              const posix_spawn_file_actions_t *actions,
+                              const posix_spawnattr_t *attributes, char *const argv[],
+                              char *const envp[])
+{
+    return spawn(REAL_POSIX_SPAWNP, pid, file, actions, attributes, argv, envp);
 }
 
 /* execl, execlp, execle: collect the arguments, then go through the

@@ -1004,11 +1004,33 @@ bool sprof_signals_sampling_blocked_in_view(void)
     return view_kept() && sampling_blocked_in_view;
 }
 
-void sprof_signals_before_exec(sigset_t *saved)
+/* A sampling signal the program ignores: ignored for real in the new image,
+ * which inherits SIG_IGN where sprof's handler would be reset to SIG_DFL
+ * (a shell's `trap '' PROF` reaches the commands it runs). Not where the
+ * real disposition is no longer sprof's (a vfork child set its own). */
+static void ignore_for_new_image(struct sprof_exec_signals *saved)
+{
+    saved->sampling_ignored = false;
+    int signal_number = sprof_sampler.signal_number;
+    struct sigaction current;
+    if (signal_number <= 0 || sprof_sampler.previous.sa_handler != SIG_IGN ||
+        sprof_real_sigaction(signal_number, NULL, &current) != 0 ||
+        !(current.sa_flags & SA_SIGINFO) || current.sa_sigaction != sprof_sampler_on_signal)
+        return;
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    if (sprof_real_sigaction(signal_number, &ignore, &saved->sampling) == 0)
+        saved->sampling_ignored = true;
+}
+
+void sprof_signals_before_exec(struct sprof_exec_signals *saved)
 {
     sigset_t none;
     sigemptyset(&none);
-    real_mask(SIG_BLOCK, &none, saved);
+    real_mask(SIG_BLOCK, &none, &saved->mask);
+    ignore_for_new_image(saved);
     if (!view_kept() || sampling_held > 0 ||
         (in_vfork_child() && atomic_load(&vfork_child_set_mask) == getpid()))
         return;
@@ -1016,9 +1038,11 @@ void sprof_signals_before_exec(sigset_t *saved)
     real_mask_one(sampling_blocked_in_view ? SIG_BLOCK : SIG_UNBLOCK, sprof_sampler.signal_number);
 }
 
-void sprof_signals_after_failed_exec(const sigset_t *saved)
+void sprof_signals_after_failed_exec(const struct sprof_exec_signals *saved)
 {
-    real_mask(SIG_SETMASK, saved, NULL);
+    if (saved->sampling_ignored)
+        sprof_real_sigaction(sprof_sampler.signal_number, &saved->sampling, NULL);
+    real_mask(SIG_SETMASK, &saved->mask, NULL);
 }
 
 /* glibc's signal() calls its internal sigaction, not the interposed one:

@@ -60,9 +60,16 @@ bool sprof_signals_sampling_blocked_in_view(void);
 /* The same set without the sampling signal where a wait must leave it out
  * (adjusted is the storage); for signalfd. */
 const sigset_t *sprof_signals_wait_set(const sigset_t *set, sigset_t *adjusted);
-/* Around exec: the new image gets the mask the program set. */
-void sprof_signals_before_exec(sigset_t *saved);
-void sprof_signals_after_failed_exec(const sigset_t *saved);
+/* Around exec and posix_spawn: the new image gets the mask the program
+ * set, and the sampling signal ignored if the program ignores it. After a
+ * failed exec, or a spawn, all is as before. */
+struct sprof_exec_signals {
+    sigset_t mask;
+    struct sigaction sampling; /* the real action replaced by SIG_IGN */
+    bool sampling_ignored;
+};
+void sprof_signals_before_exec(struct sprof_exec_signals *saved);
+void sprof_signals_after_failed_exec(const struct sprof_exec_signals *saved);
 
 /* The unwinding window, around each unwind in the sampling handler. Both
  * async-signal-safe. Inside it every signal is blocked but the synchronous

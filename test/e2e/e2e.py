@@ -1190,6 +1190,29 @@ def legacy_signal_calls(env):
 
 
 @test
+def new_image_signals(env):
+    """A program started with posix_spawn, or with fork and exec, inherits
+    SIGPROF ignored, or blocked, as the program that started it set it (not
+    sprof's handler reset to SIG_DFL, nor the real mask sprof keeps open): a
+    SIGPROF it sends itself then leaves it alive, as without the profiler.
+    A shell's `trap '' PROF` reaches the commands it starts the same way."""
+    plain = run_ok(env, [env.program("spawnsig")], profile=False).stdout
+    check(plain.count("lived") == 4 and plain.count("killed by SIGPROF") == 2,
+          f"the program itself behaves unexpectedly: {plain!r}")
+    result = run_ok(env, [env.program("spawnsig")], trace="spawn.bin",
+                    extra_env={"SPROF_QUIET": "1"})
+    print("  " + " / ".join(line for line in result.stdout.splitlines() if line != "alive"))
+    check(result.stdout == plain, f"output {result.stdout!r}, without the profiler {plain!r}")
+    shell = ["bash", "-c", "trap '' PROF; sleep 1 & sleep 0.2; kill -PROF $!; wait $!; "
+             "echo \"status $?\""]
+    plain = env.run(shell, profile=False).stdout
+    profiled = env.run(shell, trace="trap.bin", extra_env={"SPROF_QUIET": "1"}).stdout
+    print(f"  trap '' PROF, then a command sent SIGPROF: {profiled.split()} "
+          f"(without the profiler {plain.split()})")
+    check(profiled == plain, f"{profiled!r}, without the profiler {plain!r}")
+
+
+@test
 def small_altstack(env):
     """A sample that arrives while the program's handler runs on a small
     alternate stack must not overflow it (CPython with -X faulthandler
