@@ -93,7 +93,29 @@ struct sprof_symbolizer {
     /* The addresses sprof_symbolizer_expect announced, ascending. */
     const uint64_t *expected;
     size_t expected_count;
+    sprof_out_of_memory_fn out_of_memory; /* libdw's handler, for each Dwarf */
 };
+
+void sprof_symbolizer_on_out_of_memory(struct sprof_symbolizer *s, sprof_out_of_memory_fn handler)
+{
+    s->out_of_memory = handler;
+}
+
+/* The module's DWARF (and its dwz file's) report running out of memory to
+ * the handler set, before anything is read from them. */
+static void give_out_of_memory_handler(struct sprof_symbolizer *s, Dwfl_Module *mod)
+{
+    if (!s->out_of_memory)
+        return;
+    Dwarf_Addr bias;
+    Dwarf *dwarf = dwfl_module_getdwarf(mod, &bias);
+    if (!dwarf)
+        return;
+    dwarf_new_oom_handler(dwarf, s->out_of_memory);
+    Dwarf *alternate = dwarf_getalt(dwarf);
+    if (alternate)
+        dwarf_new_oom_handler(alternate, s->out_of_memory);
+}
 
 void sprof_symbolizer_expect(struct sprof_symbolizer *s, const uint64_t *addresses, size_t count)
 {
@@ -1030,6 +1052,7 @@ int sprof_symbolizer_lookup(struct sprof_symbolizer *s, uint64_t address,
     Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, address);
     if (!mod)
         return 0;
+    give_out_of_memory_handler(s, mod);
     int count = lookup_dwarf(s, mod, address, frames, max_frames);
     if (count > 0) {
         *flags = SPROF_SYMBOL_DWARF;

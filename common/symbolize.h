@@ -37,6 +37,13 @@ struct sprof_frame_desc {
 struct sprof_symbolizer *sprof_symbolizer_new(bool look_further);
 void sprof_symbolizer_free(struct sprof_symbolizer *symbolizer);
 
+/* What libdw calls when it runs out of memory in the middle of reading
+ * DWARF; it must not return. libdw's own ends the process with exit(1),
+ * which the preload must not do to the program it profiles. */
+typedef void (*sprof_out_of_memory_fn)(void) __attribute__((noreturn));
+void sprof_symbolizer_on_out_of_memory(struct sprof_symbolizer *symbolizer,
+                                       sprof_out_of_memory_fn handler);
+
 /* Adds a module. Returns true if it can be used; false with a one-line
  * reason in why (file missing, not ELF, build-id differs from the one
  * recorded). Call sprof_symbolizer_lookup only after all modules are added. */

@@ -16,8 +16,11 @@ struct sprof_module_list;
 
 /* Reads the addresses of every stack back from the trace file at path, names
  * them with libdw, and hands STRING, CHAIN and ADDRESS_NAMES records to
- * append. NOT async-signal-safe. */
+ * append, each whole. libdw out of memory calls out_of_memory, which does
+ * not return (libdw's own handler would end the program with exit(1)).
+ * NOT async-signal-safe. */
 typedef void sprof_names_write_fn(const char *path, const struct sprof_module_list *modules,
-                                  bool (*append)(const void *bytes, size_t size));
+                                  bool (*append)(const void *bytes, size_t size),
+                                  void (*out_of_memory)(void) __attribute__((noreturn)));
 
 #endif

@@ -262,7 +262,8 @@ static void append_when_large(struct sprof_encoder *enc, bool force,
 __attribute__((visibility("default"))) sprof_names_write_fn sprof_names_write;
 
 void sprof_names_write(const char *path, const struct sprof_module_list *modules,
-                       bool (*append)(const void *bytes, size_t size))
+                       bool (*append)(const void *bytes, size_t size),
+                       void (*out_of_memory)(void) __attribute__((noreturn)))
 {
     struct sprof_map addresses;
     sprof_map_init(&addresses);
@@ -275,6 +276,7 @@ void sprof_names_write(const char *path, const struct sprof_module_list *modules
         sprof_map_free(&addresses);
         return;
     }
+    sprof_symbolizer_on_out_of_memory(symbolizer, out_of_memory);
     for (size_t i = 0; i < modules->count; i++) {
         const struct sprof_module *m = &modules->modules[i];
         if (!m->has_file)

@@ -206,18 +206,40 @@ void sprof_signals_unwind_escape(sigjmp_buf *escape)
     unwind_escape = escape;
 }
 
+/* Where a fault, or libdw running out of memory, inside the exit's naming
+ * jumps back to. */
+static __thread sigjmp_buf *naming_escape __attribute__((tls_model("initial-exec")));
+
+void sprof_signals_naming_escape(sigjmp_buf *escape)
+{
+    naming_escape = escape;
+}
+
+void sprof_signals_naming_failed(void)
+{
+    sigjmp_buf *escape = naming_escape;
+    naming_escape = NULL;
+    if (escape)
+        siglongjmp(*escape, 1);
+    abort(); /* not reached: libdw calls this only while naming */
+}
+
 /* libunwind reads the stack without checking addresses: code whose unwind
  * rules do not hold at every instruction leads it astray, and a JIT's code
  * has none. That fault is ours, not the program's: the sample is cut short
- * instead. */
+ * instead. So is one in libdw while the exit names addresses (it does not
+ * check every allocation): the names stop there. */
 static void escape_if_unwinding(int signal_number, const siginfo_t *info)
 {
-    if (in_window && unwind_escape && (signal_number == SIGSEGV || signal_number == SIGBUS) &&
-        info->si_code > 0) {
+    if ((signal_number != SIGSEGV && signal_number != SIGBUS) || info->si_code <= 0)
+        return;
+    if (in_window && unwind_escape) {
         sigjmp_buf *escape = unwind_escape;
         unwind_escape = NULL;
         siglongjmp(*escape, 1);
     }
+    if (naming_escape)
+        sprof_signals_naming_failed();
 }
 
 static bool guard(int signal_number, const struct sigaction *view);

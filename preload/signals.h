@@ -30,6 +30,11 @@ void sprof_signals_unguard_fatal(void);
  * (the program left it at its default action) jumps to escape instead of
  * ending the process; NULL to stop. Async-signal-safe. */
 void sprof_signals_unwind_escape(sigjmp_buf *escape);
+/* While the exit names addresses: a SIGSEGV or SIGBUS inside (libdw does
+ * not check every allocation), or sprof_signals_naming_failed (libdw out of
+ * memory), jumps to escape instead of ending the process; NULL to stop. */
+void sprof_signals_naming_escape(sigjmp_buf *escape);
+__attribute__((noreturn)) void sprof_signals_naming_failed(void);
 
 /* The sampling signal in the program's masks (signals.c), with
  * SPROF_UNBLOCK=1: while the program has no handler of its own for it,

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,6 +22,7 @@
 #include "module_list.h"
 #include "profiler.h"
 #include "sample_handler.h"
+#include "signals.h"
 #include "sprof/trace_format.h"
 #include "trace_codec.h"
 
@@ -276,15 +278,33 @@ static sprof_names_write_fn *load_names_writer(char *why, size_t size)
  * them, its buffered output lost. Pages are only touched as used. Not
  * under AddressSanitizer, which tracks the program's stacks. */
 #define NAMING_STACK_SIZE ((size_t)8 << 20)
+#define NAMING_STACK_SMALLEST ((size_t)512 << 10)
 
 struct names_call {
     sprof_names_write_fn *write_names;
 };
 
+/* Set when the naming failed inside libdw, or found no stack to run on;
+ * said in the trace. */
+static volatile bool naming_failed;
+
+/* libdw can fail in the middle of naming when memory runs out (under
+ * `ulimit -v`): it ends the process with exit(1), or faults on an
+ * allocation it does not check. Either jumps back here instead; the names
+ * appended so far are whole records, and sprof-analyze names the rest. */
 static void names_called(void *arg)
 {
     const struct names_call *call = arg;
-    call->write_names(sprof_sampler.trace_path, &modules, sprof_trace_append);
+    sigjmp_buf escape;
+    if (sigsetjmp(escape, 1)) {
+        sprof_signals_naming_escape(NULL);
+        naming_failed = true;
+        return;
+    }
+    sprof_signals_naming_escape(&escape);
+    call->write_names(sprof_sampler.trace_path, &modules, sprof_trace_append,
+                      sprof_signals_naming_failed);
+    sprof_signals_naming_escape(NULL);
 }
 
 static void write_names_on_own_stack(sprof_names_write_fn *write_names)
@@ -293,13 +313,23 @@ static void write_names_on_own_stack(sprof_names_write_fn *write_names)
 #if defined(__SANITIZE_ADDRESS__)
     names_called(&call);
 #else
-    uintptr_t top = sprof_map_guarded_stack(NAMING_STACK_SIZE, MAP_NORESERVE);
+    /* Under an address-space limit (ulimit -v) the 8 MB may not be had,
+     * and the thread's own stack may not grow either: a smaller one, else
+     * no naming at all (a crash at exit in libdw's recursion, 2 runs in 5
+     * of python3 under ulimit -v 22000). */
+    size_t size = NAMING_STACK_SIZE;
+    uintptr_t top = 0;
+    while (!top && size >= NAMING_STACK_SMALLEST) {
+        top = sprof_map_guarded_stack(size, MAP_NORESERVE);
+        if (!top)
+            size /= 4;
+    }
     if (!top) {
-        names_called(&call);
+        naming_failed = true;
         return;
     }
     sprof_call_on_stack(names_called, &call, top);
-    sprof_unmap_guarded_stack(top, NAMING_STACK_SIZE);
+    sprof_unmap_guarded_stack(top, size);
 #endif
 }
 
@@ -374,6 +404,13 @@ void sprof_trace_finish(void)
     append_encoded();
     if (write_names)
         write_names_on_own_stack(write_names);
+    if (naming_failed) {
+        encode_notice(&encoder, SPROF_NOTICE_INFO,
+                      "naming addresses at exit stopped, or did not start: out of memory; "
+                      "sprof-analyze names the rest from the binaries, which must not have "
+                      "changed");
+        append_encoded();
+    }
     sprof_trace_append_end();
     close_trace();
     pthread_mutex_unlock(&trace_lock);

@@ -1213,6 +1213,36 @@ def new_image_signals(env):
 
 
 @test
+def tight_address_space_at_exit(env):
+    """A program that lowers its address-space limit (ulimit -v) to what it
+    maps plus a margin, then exits: at some margins libdw, naming addresses
+    at exit, ran out of memory and ended the program with exit(1) and a
+    line on its stderr, or overflowed a stack it could not grow (SIGSEGV).
+    At every margin the program must end as it would have (status 7, its
+    output, nothing on stderr), and its trace stay readable, its functions
+    named (by the exit, or by sprof-analyze from the binary)."""
+    if env.asan:
+        raise Skip("AddressSanitizer's allocator ends a program that runs out of address "
+                   "space itself")
+    margins = list(range(0, 12 * 1024, 256)) + [16384, 24576, 32768]
+    failures = []
+    for margin in margins:
+        trace = f"tight-{margin}.bin"
+        result = env.run([env.program("tightexit"), str(margin)], trace=trace,
+                         extra_env={"SPROF_QUIET": "1"})
+        if result.returncode != 7 or result.stdout != "done\n" or result.stderr:
+            failures.append(f"{margin} KB: exit {result.returncode}, "
+                            f"stdout {result.stdout!r}, stderr {result.stderr[:120]!r}")
+            continue
+        functions = env.functions(trace)
+        if not {"first_half", "second_half"} <= set(functions):
+            failures.append(f"{margin} KB: functions not named: {sorted(functions)[:8]}")
+    print(f"  {len(margins) - len(failures)} of {len(margins)} margins (0 to 32 MB) ended as "
+          f"without the profiler")
+    check(not failures, "; ".join(failures[:5]))
+
+
+@test
 def small_altstack(env):
     """A sample that arrives while the program's handler runs on a small
     alternate stack must not overflow it (CPython with -X faulthandler
