@@ -841,6 +841,16 @@ static const char *base_name(const char *path)
 /* The reader of module m's file, made on first need and shared by every
  * trace; NULL when the file cannot be used (not absolute, missing, another
  * build) or memory ran out (*failed). */
+/* libdw out of memory in the middle of reading DWARF (its own handler says
+ * "libdw: Cannot allocate memory" and exits 1, the status of a usage
+ * error): the analyzer's one line and status for running out of memory,
+ * before any report is printed. */
+__attribute__((noreturn)) static void libdw_out_of_memory(void)
+{
+    fputs("sprof-analyze: out of memory (naming addresses with libdw)\n", stderr);
+    exit(2); /* main.c's EXIT_BAD_TRACE, as for any allocation that fails */
+}
+
 static struct sprof_symbolizer *module_namer(struct profile *p, const struct loaded_module *m,
                                              bool *failed)
 {
@@ -858,6 +868,7 @@ static struct sprof_symbolizer *module_namer(struct profile *p, const struct loa
             *failed = true;
             return NULL;
         }
+        sprof_symbolizer_on_out_of_memory(symbolizer, libdw_out_of_memory);
         struct sprof_module_desc desc = {path, 0, m->build_id, m->build_id_size};
         char why[256];
         if (!sprof_symbolizer_add_module(symbolizer, &desc, why, sizeof why)) {
