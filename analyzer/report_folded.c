@@ -21,8 +21,12 @@ static void put_frame(FILE *out, const char *name)
     }
 }
 
+/* A stack of no frames (a hostile trace's) may have no frame array at all:
+ * it is not indexed. */
 static uint64_t stack_hash(const struct profile *p, const struct logical_stack *stack)
 {
+    if (stack->depth == 0)
+        return 0;
     return sprof_hash_bytes(&p->frames[stack->first_frame],
                             stack->depth * sizeof p->frames[0]);
 }
@@ -30,8 +34,10 @@ static uint64_t stack_hash(const struct profile *p, const struct logical_stack *
 static bool same_functions(const struct profile *p, const struct logical_stack *a,
                            const struct logical_stack *b)
 {
-    return a->depth == b->depth && memcmp(&p->frames[a->first_frame], &p->frames[b->first_frame],
-                                          a->depth * sizeof p->frames[0]) == 0;
+    if (a->depth != b->depth)
+        return false;
+    return a->depth == 0 || memcmp(&p->frames[a->first_frame], &p->frames[b->first_frame],
+                                   a->depth * sizeof p->frames[0]) == 0;
 }
 
 /* For each sampled stack, the first stack with the same functions (stacks
