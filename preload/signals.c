@@ -881,10 +881,23 @@ struct call_mask {
 static const sigset_t *call_mask_enter(const sigset_t *mask, struct call_mask *call)
 {
     call->kept = false;
-    if (!mask || !sampling_signal_virtual() || in_vfork_child())
+    if (!mask || !view_kept() || in_vfork_child())
         return mask;
     int signal_number = sprof_sampler.signal_number;
     bool blocks = sigismember(mask, signal_number) == 1;
+    if (!sampling_signal_virtual()) {
+        /* The program's own handler: the mask is the program's for real,
+         * and the view follows it for the call, so that a signal the call
+         * opens goes to that handler, not back to wait (sent again, it
+         * would open the call again: a storm). */
+        if (in_sampling_handler)
+            return mask;
+        call->view_before = sampling_blocked_in_view;
+        call->opened = false;
+        sampling_blocked_in_view = blocks;
+        call->kept = true;
+        return mask;
+    }
     call->real = *mask;
     if (blocks || sampling_held > 0 || in_sampling_handler)
         sigaddset(&call->real, signal_number);

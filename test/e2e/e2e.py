@@ -1547,7 +1547,9 @@ def own_sigprof_blocked(env):
     thread other than the main one waits for the process, not for that
     thread: it outlives the thread. One that arrives during a sigtimedwait
     for it is its answer, not EINTR. A wait whose own mask opens it
-    (sigsuspend, ppoll, pselect, epoll_pwait) delivers it."""
+    (sigsuspend, ppoll, pselect, epoll_pwait) delivers it, to the
+    program's own handler too (its own ITIMER_PROF, waited for in
+    sigsuspend, while another thread blocks it)."""
     plain = run_ok(env, [env.program("ownsigprof")], profile=False).stdout
     check(plain == "1: pending, still pending, sigwait took 27, then not pending; "
                    "2: sigwait took 27, then not pending; "
@@ -1558,7 +1560,8 @@ def own_sigprof_blocked(env):
                    "7: sigtimedwait took 2 of 2; "
                    "8: sigtimedwait returned SIGPROF; "
                    "9: opened by sigsuspend it kills, by ppoll kills, by pselect kills, "
-                   "by epoll_pwait kills\n",
+                   "by epoll_pwait kills; "
+                   "10: its own timer reached its handler in sigsuspend\n",
           f"the program itself behaves unexpectedly: {plain!r}")
     result = env.run([env.program("ownsigprof")], trace="own.bin",
                      extra_env={"SPROF_QUIET": "1", "SPROF_UNBLOCK": "1"})

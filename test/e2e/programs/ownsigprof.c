@@ -25,6 +25,9 @@
  *   9. At the default action, blocked (in a child each): kill() sends one,
  *      then sigsuspend, ppoll, pselect or epoll_pwait waits with a mask
  *      that opens it: it kills.
+ *  10. Handled, with its own ITIMER_PROF (in a child): a second thread
+ *      computes with SIGPROF blocked, and the main thread waits in
+ *      sigsuspend until the handler has run 20 times.
  * Each step starts from the mask the program started with. Prints what it
  * saw at each step, then computes with SIGPROF unblocked.
  * Usage: ownsigprof */
@@ -36,6 +39,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,6 +166,49 @@ static const char *killed_in_wait(const sigset_t *prof, int which)
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGPROF ? "kills" : "does not kill";
 }
 
+/* Step 10's child. */
+static volatile sig_atomic_t timer_signals;
+static volatile int worker_stop;
+
+static void on_own_timer(int signal_number)
+{
+    (void)signal_number;
+    timer_signals++;
+}
+
+static void on_stuck(int signal_number)
+{
+    (void)signal_number;
+    _exit(1);
+}
+
+static void *compute_blocked(void *unused)
+{
+    (void)unused;
+    while (!worker_stop)
+        work_sink++;
+    return NULL;
+}
+
+static int own_timer_in_sigsuspend(const sigset_t *prof)
+{
+    signal(SIGPROF, on_own_timer);
+    signal(SIGALRM, on_stuck);
+    alarm(10);
+    sigset_t old;
+    sigprocmask(SIG_BLOCK, prof, &old);
+    pthread_t worker;
+    if (pthread_create(&worker, NULL, compute_blocked, NULL) != 0)
+        return 2;
+    struct itimerval every_10_ms = {{0, 10000}, {0, 10000}};
+    setitimer(ITIMER_PROF, &every_10_ms, NULL);
+    while (timer_signals < 20)
+        sigsuspend(&old);
+    worker_stop = 1;
+    pthread_join(worker, NULL);
+    return 0;
+}
+
 int main(void)
 {
     sigset_t prof, both, old;
@@ -260,7 +307,16 @@ int main(void)
     printf("9: opened by sigsuspend it %s, ", killed_in_wait(&prof, 0));
     printf("by ppoll %s, ", killed_in_wait(&prof, 1));
     printf("by pselect %s, ", killed_in_wait(&prof, 2));
-    printf("by epoll_pwait %s\n", killed_in_wait(&prof, 3));
+    printf("by epoll_pwait %s; ", killed_in_wait(&prof, 3));
+    fflush(stdout);
+
+    child = fork();
+    if (child == 0)
+        _exit(own_timer_in_sigsuspend(&prof));
+    waitpid(child, &status, 0);
+    printf("10: its own timer %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0
+                                          ? "reached its handler in sigsuspend"
+                                          : "never reached its handler");
     fflush(stdout);
     after_unblocking();
     return 0;
