@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <ucontext.h>
@@ -146,8 +147,26 @@ static int trace_fd(void)
     return reopened;
 }
 
+/* Whether size more bytes fit under the file-size limit (RLIMIT_FSIZE):
+ * a write past it sends SIGXFSZ, whose default action ends the program (a
+ * sandboxed program forbids itself files with a limit of 0, and died of
+ * sprof's first write). What does not fit is lost, counted. */
+static bool fits_file_size_limit(int fd, size_t size)
+{
+    struct rlimit limit;
+    if (syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, NULL, &limit) != 0 ||
+        limit.rlim_cur == RLIM_INFINITY)
+        return true;
+    struct stat st;
+    if (syscall(SYS_fstat, fd, &st) != 0 || st.st_size < 0)
+        return false;
+    return (uint64_t)st.st_size <= limit.rlim_cur && size <= limit.rlim_cur - (uint64_t)st.st_size;
+}
+
 static bool write_all(int fd, const uint8_t *at, size_t size)
 {
+    if (size > 0 && !fits_file_size_limit(fd, size))
+        return false;
     while (size > 0) {
         ssize_t n = write(fd, at, size);
         if (n < 0 && errno == EINTR)

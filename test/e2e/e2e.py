@@ -1213,14 +1213,16 @@ def new_image_signals(env):
 
 
 @test
-def tight_address_space_at_exit(env):
+def tight_limits(env):
     """A program that lowers its address-space limit (ulimit -v) to what it
     maps plus a margin, then exits: at some margins libdw, naming addresses
     at exit, ran out of memory and ended the program with exit(1) and a
     line on its stderr, or overflowed a stack it could not grow (SIGSEGV).
     At every margin the program must end as it would have (status 7, its
     output, nothing on stderr), and its trace stay readable, its functions
-    named (by the exit, or by sprof-analyze from the binary)."""
+    named (by the exit, or by sprof-analyze from the binary). A program
+    that forbids itself files (RLIMIT_FSIZE 0) ends as it would have too:
+    the trace stops growing, and no SIGXFSZ ends it."""
     if env.asan:
         raise Skip("AddressSanitizer's allocator ends a program that runs out of address "
                    "space itself")
@@ -1240,6 +1242,14 @@ def tight_address_space_at_exit(env):
     print(f"  {len(margins) - len(failures)} of {len(margins)} margins (0 to 32 MB) ended as "
           f"without the profiler")
     check(not failures, "; ".join(failures[:5]))
+    # No file may grow at all (RLIMIT_FSIZE 0): a write of the trace past
+    # the limit would send SIGXFSZ, which ends the program by default.
+    result = env.run([env.program("tightexit"), "fsize"], trace="fsize.bin",
+                     extra_env={"SPROF_QUIET": "1"})
+    print(f"  RLIMIT_FSIZE 0: exit {result.returncode}, stdout {result.stdout!r}")
+    check(result.returncode == 7 and result.stdout == "done\n" and not result.stderr,
+          f"RLIMIT_FSIZE 0: exit {result.returncode}, stdout {result.stdout!r}, "
+          f"stderr {result.stderr[:200]!r}")
 
 
 @test

@@ -1,8 +1,10 @@
 /* A program that computes, then lowers its address-space limit (as under
  * `ulimit -v`) to what it maps plus a margin, and exits with status 7:
  * whatever the profiler's exit can or cannot do in that room, the program
- * must end as it would have, with nothing more on its stderr.
- * Usage: tightexit MARGIN_KB */
+ * must end as it would have, with nothing more on its stderr. With "fsize"
+ * it forbids itself files first (RLIMIT_FSIZE 0, as sandboxes do), then
+ * computes and exits with status 7.
+ * Usage: tightexit MARGIN_KB | tightexit fsize */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,15 @@ static long mapped_kb(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "fsize") == 0) {
+        struct rlimit none = {0, RLIM_INFINITY};
+        if (setrlimit(RLIMIT_FSIZE, &none) != 0)
+            return 3;
+        first_half();
+        second_half();
+        printf("done\n");
+        return 7;
+    }
     long margin_kb = argc > 1 ? atol(argv[1]) : 1024;
     first_half();
     second_half();
