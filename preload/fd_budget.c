@@ -412,9 +412,23 @@ SPROF_EXPORT FILE *tmpfile64(void)
     STREAM_CALL(REAL(tmpfile64)());
 }
 
-SPROF_EXPORT FILE *popen(const char *command, const char *mode)
+/* popen's child starts /bin/sh inside glibc, past the interposed exec and
+ * posix_spawn: the signal state it inherits is set around the call as
+ * for them (signals.h). */
+static FILE *popen_with_budget(const char *command, const char *mode)
 {
     STREAM_CALL(REAL(popen)(command, mode));
+}
+
+SPROF_EXPORT FILE *popen(const char *command, const char *mode)
+{
+    struct sprof_exec_signals signals;
+    sprof_signals_before_exec(&signals);
+    FILE *stream = popen_with_budget(command, mode);
+    int error = errno;
+    sprof_signals_after_failed_exec(&signals);
+    errno = error;
+    return stream;
 }
 
 SPROF_EXPORT DIR *opendir(const char *path)

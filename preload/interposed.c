@@ -26,7 +26,8 @@
 enum real_id {
     REAL_DLOPEN, REAL_DLCLOSE, REAL_EXECVE, REAL_EXECV, REAL_EXECVP, REAL_EXECVPE,
     REAL_FEXECVE, REAL_EXECVEAT, REAL_EXIT, REAL_EXIT_UPPER, REAL_PRCTL, REAL_SYSCALL,
-    REAL_LIBC_EXIT, REAL_DL_ITERATE_PHDR, REAL_POSIX_SPAWN, REAL_POSIX_SPAWNP, REAL_COUNT
+    REAL_LIBC_EXIT, REAL_DL_ITERATE_PHDR, REAL_POSIX_SPAWN, REAL_POSIX_SPAWNP, REAL_SYSTEM,
+    REAL_COUNT
 };
 static const char *const real_names[REAL_COUNT] = {
     [REAL_DLOPEN] = "dlopen",     [REAL_DLCLOSE] = "dlclose",   [REAL_EXECVE] = "execve",
@@ -35,6 +36,7 @@ static const char *const real_names[REAL_COUNT] = {
     [REAL_EXIT_UPPER] = "_Exit",  [REAL_PRCTL] = "prctl",       [REAL_SYSCALL] = "syscall",
     [REAL_LIBC_EXIT] = "exit",     [REAL_DL_ITERATE_PHDR] = "dl_iterate_phdr",
     [REAL_POSIX_SPAWN] = "posix_spawn", [REAL_POSIX_SPAWNP] = "posix_spawnp",
+    [REAL_SYSTEM] = "system",
 };
 static void *real_pointers[REAL_COUNT];
 
@@ -201,7 +203,9 @@ SPROF_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char 
  * the program set and the sampling signal ignored if the program ignores
  * it (glibc's child resets sprof's handler to SIG_DFL). Meanwhile this
  * thread's samples wait, and other threads' samples are dropped while the
- * signal is ignored. system() and popen() spawn inside glibc, past this. */
+ * signal is ignored. system() and popen() spawn inside glibc: they are
+ * wrapped the same way (popen in fd_budget.c); for system() that lasts
+ * until the command ends. */
 typedef int (*posix_spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
                               const posix_spawnattr_t *, char *const[], char *const[]);
 
@@ -225,6 +229,22 @@ SPROF_EXPORT int posix_spawn(pid_t *pid, const char *path,
                              char *const envp[])
 {
     return spawn(REAL_POSIX_SPAWN, pid, path, actions, attributes, argv, envp);
+}
+
+SPROF_EXPORT int system(const char *command)
+{
+    int (*fn)(const char *) = (int (*)(const char *))real_function(REAL_SYSTEM);
+    if (!fn)
+        return -1;
+    if (!command)
+        return fn(command);
+    struct sprof_exec_signals signals;
+    sprof_signals_before_exec(&signals);
+    int result = fn(command);
+    int error = errno;
+    sprof_signals_after_failed_exec(&signals);
+    errno = error;
+    return result;
 }
 
 SPROF_EXPORT int posix_spawnp(pid_t *pid, const char *file,
