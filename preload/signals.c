@@ -755,21 +755,6 @@ static void reopen_after_taken(void)
         real_mask_one(SIG_UNBLOCK, sprof_sampler.signal_number);
 }
 
-/* What is left of a wait's timeout, from its deadline on CLOCK_MONOTONIC;
- * false once it has passed. */
-static bool time_left(const struct timespec *deadline, struct timespec *left)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    left->tv_sec = deadline->tv_sec - now.tv_sec;
-    left->tv_nsec = deadline->tv_nsec - now.tv_nsec;
-    if (left->tv_nsec < 0) {
-        left->tv_sec--;
-        left->tv_nsec += 1000000000L;
-    }
-    return left->tv_sec >= 0;
-}
-
 /* The program's wait on set: a sample is never its answer, while a signal
  * of the program's own on the sampling signal is. The sampling signal stays
  * in the set, so that the program's own is the answer wherever it arrives
@@ -795,30 +780,29 @@ static int wait_for(const sigset_t *set, siginfo_t *info, const struct timespec 
             return taken;
         }
     }
-    struct timespec deadline, left;
-    if (sampling && timeout && timeout->tv_nsec >= 0 && timeout->tv_nsec < 1000000000L &&
-        clock_gettime(CLOCK_MONOTONIC, &deadline) == 0) {
-        deadline.tv_sec += timeout->tv_sec;
-        deadline.tv_nsec += timeout->tv_nsec;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    } else {
-        sampling = sampling && !timeout; /* a bad timeout: the kernel's answer */
-    }
+    /* A sample passed over leaves the rest of the timeout (one the kernel
+     * rejects is given to it as it is, for its EINVAL). */
+    uint64_t deadline_ns = 0;
+    if (timeout && timeout->tv_sec >= 0 && timeout->tv_nsec >= 0 &&
+        timeout->tv_nsec < 1000000000L)
+        deadline_ns = sprof_monotonic_ns() + (uint64_t)timeout->tv_sec * 1000000000u +
+                      (uint64_t)timeout->tv_nsec;
     const struct timespec *wait = timeout;
+    struct timespec left;
     for (;;) {
         siginfo_t got;
         int result = wait ? real_sigtimedwait(set, &got, wait) : real_sigwaitinfo(set, &got);
         if (sampling && result == signal_number && sprof_sampler_owns(&got)) {
-            if (!timeout)
-                continue;
-            if (!time_left(&deadline, &left)) {
-                errno = EAGAIN;
-                return -1;
+            if (deadline_ns) {
+                uint64_t now_ns = sprof_monotonic_ns();
+                if (now_ns >= deadline_ns) {
+                    errno = EAGAIN;
+                    return -1;
+                }
+                left.tv_sec = (time_t)((deadline_ns - now_ns) / 1000000000u);
+                left.tv_nsec = (long)((deadline_ns - now_ns) % 1000000000u);
+                wait = &left;
             }
-            wait = &left;
             continue;
         }
         if (sampling && result == signal_number)
@@ -883,30 +867,26 @@ static const sigset_t *call_mask_enter(const sigset_t *mask, struct call_mask *c
     call->kept = false;
     if (!mask || !view_kept() || in_vfork_child())
         return mask;
+    /* The program's own handler: the mask is the program's for real, and
+     * the view follows it for the call, so that a signal the call opens
+     * goes to that handler, not back to wait (sent again, it would open
+     * the call again: a storm). */
+    bool virtual = sampling_signal_virtual();
+    if (!virtual && in_sampling_handler)
+        return mask;
     int signal_number = sprof_sampler.signal_number;
     bool blocks = sigismember(mask, signal_number) == 1;
-    if (!sampling_signal_virtual()) {
-        /* The program's own handler: the mask is the program's for real,
-         * and the view follows it for the call, so that a signal the call
-         * opens goes to that handler, not back to wait (sent again, it
-         * would open the call again: a storm). */
-        if (in_sampling_handler)
-            return mask;
-        call->view_before = sampling_blocked_in_view;
-        call->opened = false;
-        sampling_blocked_in_view = blocks;
-        call->kept = true;
+    call->view_before = sampling_blocked_in_view;
+    call->opened = virtual && call->view_before && !blocks;
+    call->kept = true;
+    sampling_blocked_in_view = blocks;
+    if (!virtual)
         return mask;
-    }
     call->real = *mask;
     if (blocks || sampling_held > 0 || in_sampling_handler)
         sigaddset(&call->real, signal_number);
     else
         sigdelset(&call->real, signal_number);
-    call->view_before = sampling_blocked_in_view;
-    call->opened = call->view_before && !blocks;
-    sampling_blocked_in_view = blocks;
-    call->kept = true;
     return &call->real;
 }
 
@@ -1075,9 +1055,11 @@ void sprof_signals_before_exec(struct sprof_exec_signals *saved)
 
 void sprof_signals_after_failed_exec(const struct sprof_exec_signals *saved)
 {
+    int saved_errno = errno;
     if (saved->sampling_ignored)
         sprof_real_sigaction(sprof_sampler.signal_number, &saved->sampling, NULL);
     real_mask(SIG_SETMASK, &saved->mask, NULL);
+    errno = saved_errno;
 }
 
 /* glibc's signal() calls its internal sigaction, not the interposed one:
