@@ -425,9 +425,7 @@ SPROF_EXPORT FILE *popen(const char *command, const char *mode)
     struct sprof_exec_signals signals;
     sprof_signals_before_exec(&signals);
     FILE *stream = popen_with_budget(command, mode);
-    int error = errno;
     sprof_signals_after_failed_exec(&signals);
-    errno = error;
     return stream;
 }
 

@@ -241,9 +241,7 @@ SPROF_EXPORT int system(const char *command)
     struct sprof_exec_signals signals;
     sprof_signals_before_exec(&signals);
     int result = fn(command);
-    int error = errno;
     sprof_signals_after_failed_exec(&signals);
-    errno = error;
     return result;
 }
 

@@ -67,7 +67,7 @@ bool sprof_signals_sampling_blocked_in_view(void);
 const sigset_t *sprof_signals_wait_set(const sigset_t *set, sigset_t *adjusted);
 /* Around exec and posix_spawn: the new image gets the mask the program
  * set, and the sampling signal ignored if the program ignores it. After a
- * failed exec, or a spawn, all is as before. */
+ * failed exec, or a spawn, all is as before; errno is kept. */
 struct sprof_exec_signals {
     sigset_t mask;
     struct sigaction sampling; /* the real action replaced by SIG_IGN */
