@@ -838,9 +838,6 @@ static const char *base_name(const char *path)
     return slash && slash[1] ? slash + 1 : path;
 }
 
-/* The reader of module m's file, made on first need and shared by every
- * trace; NULL when the file cannot be used (not absolute, missing, another
- * build) or memory ran out (*failed). */
 /* libdw out of memory in the middle of reading DWARF (its own handler says
  * "libdw: Cannot allocate memory" and exits 1, the status of a usage
  * error): the analyzer's one line and status for running out of memory,
@@ -851,6 +848,9 @@ __attribute__((noreturn)) static void libdw_out_of_memory(void)
     exit(2); /* main.c's EXIT_BAD_TRACE, as for any allocation that fails */
 }
 
+/* The reader of module m's file, made on first need and shared by every
+ * trace; NULL when the file cannot be used (not absolute, missing, another
+ * build) or memory ran out (*failed). */
 static struct sprof_symbolizer *module_namer(struct profile *p, const struct loaded_module *m,
                                              bool *failed)
 {
