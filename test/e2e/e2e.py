@@ -1159,6 +1159,15 @@ def program_sigmask(env):
     check(int(env.summary("mask.bin")["samples"]) > 100, "sprof took no samples meanwhile")
 
 
+def same_output_as_without(env, argv, trace, what):
+    """Runs argv (a shell script that signals its own commands) without and
+    with the profiler: its output must be the same."""
+    plain = env.run(argv, profile=False).stdout
+    profiled = env.run(argv, trace=trace, extra_env={"SPROF_QUIET": "1"}).stdout
+    print(f"  {what}: {profiled.split()} (without the profiler {plain.split()})")
+    check(profiled == plain, f"{what}: {profiled!r}, without the profiler {plain!r}")
+
+
 @test
 def legacy_signal_calls(env):
     """glibc's older signal calls (sigblock, sigsetmask, sighold, sigrelse,
@@ -1182,11 +1191,7 @@ def legacy_signal_calls(env):
     check(samples > 100, f"while_blocked has {samples} samples")
     shell = ["bash", "-c", '"$@" & sleep 0.3; kill -PROF $!; wait $!; echo "status $?"', "-",
              "/bin/sh", "-c", "sleep 1.5; echo alive"]
-    plain = env.run(shell, profile=False).stdout
-    profiled = env.run(shell, trace="sh.bin", extra_env={"SPROF_QUIET": "1"}).stdout
-    print(f"  /bin/sh sent SIGPROF while it waits: {profiled.split()} "
-          f"(without the profiler {plain.split()})")
-    check(profiled == plain, f"/bin/sh: {profiled!r}, without the profiler {plain!r}")
+    same_output_as_without(env, shell, "sh.bin", "/bin/sh sent SIGPROF while it waits")
 
 
 @test
@@ -1205,11 +1210,7 @@ def new_image_signals(env):
     check(result.stdout == plain, f"output {result.stdout!r}, without the profiler {plain!r}")
     shell = ["bash", "-c", "trap '' PROF; sleep 1 & sleep 0.2; kill -PROF $!; wait $!; "
              "echo \"status $?\""]
-    plain = env.run(shell, profile=False).stdout
-    profiled = env.run(shell, trace="trap.bin", extra_env={"SPROF_QUIET": "1"}).stdout
-    print(f"  trap '' PROF, then a command sent SIGPROF: {profiled.split()} "
-          f"(without the profiler {plain.split()})")
-    check(profiled == plain, f"{profiled!r}, without the profiler {plain!r}")
+    same_output_as_without(env, shell, "trap.bin", "trap '' PROF, then a command sent SIGPROF")
 
 
 @test
